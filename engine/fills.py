@@ -1,0 +1,35 @@
+"""Fill models. `reference` is SPEC §3.4 exactly: prints fill us at the print price, ask side
+first, both sides fillable by one print, the queue ahead of us decremented by every print at or
+through our price, and the book never depleted by our fills."""
+
+from numba import njit
+
+from engine.accounting import record_fill_nb
+from engine.types import ASK, BID, BUY, SELL
+
+
+@njit(cache=True)
+def _fill_side_nb(st, quotes, out, row, timestamp, side_index, side, price, volume):
+    """Queue logic for one live side: the print first eats `ahead_qty`, then our remaining size."""
+    quote = quotes[side_index]
+    print_left = int(volume)
+    consumed_ahead = min(quote.ahead_qty, print_left)
+    quote.ahead_qty -= consumed_ahead
+    print_left -= consumed_ahead
+    if print_left > 0 and quote.our_remaining > 0:
+        qty = min(quote.our_remaining, print_left)
+        quote.our_remaining -= qty
+        if quote.our_remaining == 0:
+            quote.live = False
+        record_fill_nb(st, quotes, out, row, timestamp, side, price, qty)
+
+
+@njit(cache=True)
+def reference_fill_nb(st, quotes, out, row, timestamp, price, volume):
+    """SPEC §3.4: a TRADE print of `volume` at `price` against our live quotes (ask side first)."""
+    ask_live = quotes[ASK].live and price >= quotes[ASK].price
+    bid_live = quotes[BID].live and price <= quotes[BID].price
+    if ask_live:
+        _fill_side_nb(st, quotes, out, row, timestamp, ASK, SELL, price, volume)
+    if bid_live:
+        _fill_side_nb(st, quotes, out, row, timestamp, BID, BUY, price, volume)

@@ -1,0 +1,84 @@
+"""v2_1_stop_loss (SPEC §4.4): v2 plus a mid-price stop-loss that liquidates the position at the
+touch, limited by the displayed size, before quoting resumes."""
+
+from dataclasses import dataclass
+
+from numba import njit
+
+from engine.accounting import record_fill_nb
+from engine.book import apply_row_nb
+from engine.fills import reference_fill_nb
+from engine.params import MarketMakingParams
+from engine.session import MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
+from engine.strategies.v2_price_follow_qty_cooldown import quote_nb
+from engine.types import BUY, SELL, TRADE
+
+NAME = "v2_1_stop_loss"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params(MarketMakingParams):
+    """v2 parameters plus the stop threshold in percent of the position's cost."""
+
+    stop_loss_threshold_pct: float = 2.0
+
+
+@njit(cache=True)
+def _check_trigger_nb(st, params):
+    """SPEC §4.4-2: trigger when the mid-marked loss exceeds the threshold % of the cost basis."""
+    if not (st.bid_price > 0 and st.ask_price > 0) or st.position == 0 or st.stop_side != 0:
+        return
+    mid = (st.bid_price + st.ask_price) / 2.0
+    cost = abs(st.cost_basis)
+    if cost < 1e-6:
+        pct = 0.0
+    else:
+        unrealized = 0.0
+        if st.cost_qty != 0:
+            unrealized = (mid - cost / st.cost_qty) * st.position
+        pct = unrealized / cost * 100.0
+    if pct < -params.stop_loss_threshold_pct:
+        st.stop_side = SELL if st.position > 0 else BUY
+        st.stop_remaining = abs(st.position)
+        st.stop_loss_triggers += 1
+
+
+@njit(cache=True)
+def stop_loss_nb(st, quotes, out, row, now, params):
+    """SPEC §4.4-2/3 between steps 8 and 9; False when quoting and fills are skipped on this row."""
+    _check_trigger_nb(st, params)
+    if st.stop_side == 0:
+        return True
+    if st.stop_side == SELL:  # hit the bid, at most its displayed size
+        touch, available = st.bid_price, st.bid_qty
+    else:
+        touch, available = st.ask_price, st.ask_qty
+    if touch <= 0 or available <= 0:
+        return False
+    qty = int(min(float(st.stop_remaining), available))
+    record_fill_nb(st, quotes, out, row, now, st.stop_side, touch, qty)
+    st.stop_remaining -= qty
+    if st.stop_remaining == 0:
+        st.stop_side = 0
+        return True
+    return False
+
+
+@njit(cache=True)
+def run_nb(timestamp, kind, price, volume, params, state, quotes, out, start):
+    """SPEC §3.2 with v2 quoting and the v2.1 stop over rows [start, n); returns where to resume."""
+    st = state[0]
+    for row in range(start, kind.shape[0]):
+        if st.n_fills + MAX_FILLS_PER_ROW > out.shape[0]:
+            return row  # output full: the caller grows it and resumes here
+        now = timestamp[row]
+        if not session_step_nb(st, quotes, out, row, now, kind[row], price[row]):
+            continue
+        apply_row_nb(st, kind[row], price[row], volume[row])
+        count_row_nb(st, kind[row], price[row])
+        if not stop_loss_nb(st, quotes, out, row, now, params):
+            continue
+        quote_nb(st, quotes, params, now)
+        if kind[row] == TRADE:
+            reference_fill_nb(st, quotes, out, row, now, price[row], volume[row])
+    return kind.shape[0]
