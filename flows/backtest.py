@@ -1,0 +1,192 @@
+"""The `backtest` flow: one strategy over every security of a workbook or Parquet folder, fanned
+out over Dask, failed securities retried, and the run stored in DuckDB by a single writer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from engine import metrics, strategies
+from engine.data import DataSource
+from engine.lineage import code_version
+from engine.params import config_hash, load_config, resolve_params
+from engine.store import RunRecord, new_run_id
+from engine.types import Failure, SecurityResult
+from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY, make_task_runner, store_path
+from tasks.backtest import prepare_data, run_backtest, store_results
+
+ARTIFACT_COLUMNS = (
+    "security",
+    "trades",
+    "volume",
+    "final_position",
+    "realized_pnl",
+    "total_pnl",
+    "sharpe_ratio",
+    "max_drawdown",
+    "win_rate",
+)
+
+
+def _failure(future, security: str, exc: object) -> Failure:
+    """What a user needs to know about a security whose task failed for good."""
+    attempts = 1
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            attempts = client.read_task_run(future.task_run_id).run_count or 1
+    except Exception:  # noqa: BLE001 - the attempt count is informative only
+        pass
+    if isinstance(exc, BaseException):
+        return Failure(security, type(exc).__name__, str(exc) or repr(exc), attempts)
+    return Failure(security, "TaskFailed", str(future.state.message), attempts)
+
+
+def backtest_securities(
+    source: DataSource,
+    strategy: str,
+    config: dict | None,
+    overrides: dict | None,
+    *,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> tuple[list[SecurityResult], list[Failure]]:
+    """Map `run_backtest` over the securities on Dask; results in the source's security order."""
+    logger = get_run_logger()
+    securities = list(source.securities)
+    done: dict[str, SecurityResult | Failure] = {}
+    with make_task_runner(dask_address, workers) as runner:
+        futures = {
+            runner.submit(
+                run_backtest,
+                parameters=dict(
+                    source=source,
+                    security=security,
+                    strategy=strategy,
+                    config=config,
+                    overrides=overrides,
+                ),
+            ): security
+            for security in securities
+        }
+        for future in as_completed(list(futures)):
+            security = futures[future]
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, SecurityResult):
+                result = done[security] = outcome
+                logger.info(
+                    "[%d/%d] %s: %d trades, realized P&L %s",
+                    len(done),
+                    len(securities),
+                    security,
+                    result.summary["trades"],
+                    f"{result.summary['realized_pnl']:,.2f}",
+                )
+            else:
+                failure = done[security] = _failure(future, security, outcome)
+                logger.warning(
+                    "[%d/%d] %s FAILED after %d attempt(s): %s: %s",
+                    len(done),
+                    len(securities),
+                    security,
+                    failure.attempts,
+                    failure.error_type,
+                    failure.message,
+                )
+    results = [done[s] for s in securities if isinstance(done[s], SecurityResult)]
+    failures = [done[s] for s in securities if isinstance(done[s], Failure)]
+    return results, failures
+
+
+def publish_artifacts(
+    run_id: str, results: list[SecurityResult], failures: list[Failure], portfolio: dict
+) -> None:
+    """A summary table and, when needed, a failures note, visible on the flow run in the UI."""
+    rows = [{k: r.summary[k] for k in ARTIFACT_COLUMNS} for r in results]
+    create_table_artifact(
+        key="backtest-summary", table=rows, description=f"Run {run_id}: per-security results"
+    )
+    lines = [
+        f"# Backtest {run_id}",
+        "",
+        f"* securities: {len(results)} ok, {len(failures)} failed",
+        f"* trades: {portfolio['trades']:,}",
+        f"* realized P&L: {portfolio['total_pnl']:,.2f}",
+        f"* Sharpe (daily, portfolio): {portfolio['sharpe_ratio']:.3f}",
+        f"* max drawdown: {portfolio['max_drawdown']:,.2f}",
+    ]
+    if failures:
+        lines += [
+            "",
+            "## Failed securities",
+            "",
+            "| security | attempts | error |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {f.security} | {f.attempts} | {f.error_type}: {f.message.splitlines()[0][:300]} |"
+            for f in failures
+        ]
+    create_markdown_artifact(
+        key="backtest-report", markdown="\n".join(lines), description=f"Run {run_id}"
+    )
+
+
+@flow(name="backtest")
+def backtest(
+    data: str = str(DEFAULT_DATA),
+    strategy: str = DEFAULT_STRATEGY,
+    config: str | None = None,
+    overrides: dict[str, float] | None = None,
+    securities: list[str] | None = None,
+    max_sheets: int | None = None,
+    store: str | None = None,
+    dask_address: str | None = None,
+    workers: int | None = None,
+) -> dict:
+    """Backtest `strategy` over every security of `data` and store the run; returns its summary."""
+    started = datetime.now(UTC)
+    config_values = load_config(config)
+    resolve_params(strategies.get(strategy).Params, "", config_values, overrides)  # fail fast
+    source = prepare_data(data, securities, max_sheets)
+    results, failures = backtest_securities(
+        source, strategy, config_values, overrides, dask_address=dask_address, workers=workers
+    )
+    portfolio = metrics.portfolio_metrics(results)
+    status = "completed" if not failures else ("partial" if results else "failed")
+    run = RunRecord(
+        run_id=new_run_id(),
+        kind="backtest",
+        strategy=strategy,
+        params={"config": config, "overrides": overrides or {}},
+        config_hash=config_hash(config_values, overrides or {}),
+        data_source=str(source.path),
+        data_hash=source.content_hash,
+        code_version=code_version(),
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        status=status,
+        flow_run_id=flow_run.get_id(),
+    )
+    target = store_path(store)
+    store_results(target, run, results, failures, portfolio)
+    publish_artifacts(run.run_id, results, failures, portfolio)
+    summary = {
+        "run_id": run.run_id,
+        "store": target,
+        "status": status,
+        "strategy": strategy,
+        "securities_ok": len(results),
+        "securities_failed": len(failures),
+        "failed": {f.security: f"{f.error_type}: {f.message}" for f in failures},
+        **portfolio,
+    }
+    if not results:
+        return Failed(message=f"all {len(failures)} securities failed", data=summary)
+    return summary

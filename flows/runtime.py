@@ -1,0 +1,106 @@
+"""Where flows run: the Prefect API (a running server, or a temporary one we start), and the
+Dask task runner (a local cluster, or an existing scheduler by address)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Settings that suit a 2-core machine, applied before Prefect is imported (facts §2).
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "DASK_LOGGING__DISTRIBUTED": "warning",  # cluster start/stop chatter hides the run's progress
+}
+for _key, _value in PREFECT_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+
+DEFAULT_STORE = Path("data") / "mmflow.duckdb"
+DEFAULT_DATA = Path("data") / "sample.xlsx"
+DEFAULT_STRATEGY = "v2_price_follow_qty_cooldown"
+
+
+def store_path(store: str | os.PathLike | None) -> str:
+    """The store to use: the argument, else $MMFLOW_STORE, else data/mmflow.duckdb."""
+    return str(store or os.environ.get("MMFLOW_STORE") or DEFAULT_STORE)
+
+
+def make_task_runner(dask_address: str | None = None, workers: int | None = None):
+    """A DaskTaskRunner: the scheduler at `dask_address` (or $MMFLOW_DASK_ADDRESS) if given,
+    else a local cluster of single-threaded worker processes, one per core by default.
+    MMFLOW_TASK_RUNNER=threads swaps in Prefect's thread pool (tests, debugging)."""
+    if os.environ.get("MMFLOW_TASK_RUNNER") == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=workers or 2)
+    from prefect_dask import DaskTaskRunner
+
+    address = dask_address or os.environ.get("MMFLOW_DASK_ADDRESS")
+    if address:
+        return DaskTaskRunner(address=address)
+    n_workers = workers or int(os.environ.get("MMFLOW_WORKERS", 0)) or os.cpu_count() or 1
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": n_workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
+
+
+def _drain_workers() -> None:
+    """Send buffered run logs and events before a temporary server goes away (as Prefect's own
+    test harness does); otherwise the process waits on retries to a server that is gone."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:  # the worker never started
+            pass
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """Use $PREFECT_API_URL when set; otherwise start one temporary local server for this process.
+
+    Starting it here (rather than letting each Prefect client start its own "ephemeral" server)
+    matters with Dask: the URL travels to the worker processes, so they all report to one server
+    instead of each starting another (facts §2).
+    """
+    import prefect.settings
+    from prefect.server.api.server import SubprocessASGIServer
+
+    url = prefect.settings.PREFECT_API_URL.value()
+    if url:
+        yield url
+        return
+    server = SubprocessASGIServer()
+    server.start(timeout=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+    SubprocessASGIServer._instances[None] = (
+        server  # Prefect internals reuse it, never start another
+    )
+    try:
+        with prefect.settings.temporary_settings(
+            {prefect.settings.PREFECT_API_URL: server.api_url}
+        ):
+            yield server.api_url
+            _drain_workers()
+    finally:
+        server.stop()
+        SubprocessASGIServer._instances.pop(None, None)

@@ -1,0 +1,1 @@
+"""One module per `mmflow` sub-command."""

@@ -1,0 +1,169 @@
+"""`mmflow run`: the main job. Runs the Prefect `backtest` flow (Dask fan-out, DuckDB store) on
+the bundled sample by default; `--benchmark` also runs the same work in-process and compares."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from engine.params import parse_overrides
+from mmflow.cli import UserError
+from mmflow.commands.backtest import SUMMARY_VIEW
+from mmflow.console import console, fmt, table
+
+
+def add_parser(subparsers) -> None:
+    """Register `mmflow run`."""
+    from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY
+
+    p = subparsers.add_parser(
+        "run",
+        help="run the backtest flow (Prefect + Dask) and store results in DuckDB",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA),
+        help=f"workbook, Parquet folder or file (default {DEFAULT_DATA})",
+    )
+    p.add_argument(
+        "--strategy", default=DEFAULT_STRATEGY, help=f"strategy name (default {DEFAULT_STRATEGY})"
+    )
+    p.add_argument("--config", help="per-security JSON config in the reference shape")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter for every security (repeatable)",
+    )
+    p.add_argument(
+        "--securities",
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        help="comma-separated security names",
+    )
+    p.add_argument("--max-sheets", type=int, help="only the first N sheets / files")
+    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    p.add_argument(
+        "--dask-address",
+        help="existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: local cluster)",
+    )
+    p.add_argument(
+        "--workers", type=int, help="local cluster worker processes (default: one per core)"
+    )
+    p.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="also run in-process sequentially; print both wall times, the speed-up and parity",
+    )
+    p.set_defaults(handler=run)
+
+
+def _flow_kwargs(args: argparse.Namespace) -> dict:
+    return dict(
+        data=args.data,
+        strategy=args.strategy,
+        config=args.config,
+        overrides=parse_overrides(args.overrides) or None,
+        securities=args.securities,
+        max_sheets=args.max_sheets,
+        store=args.store,
+        dask_address=args.dask_address,
+        workers=args.workers,
+    )
+
+
+def run_flow(kwargs: dict) -> tuple[dict, float]:
+    """Run the backtest flow against the configured (or a temporary) Prefect API."""
+    from flows.backtest import backtest
+    from flows.runtime import prefect_api
+
+    with prefect_api():
+        started = time.perf_counter()
+        state = backtest(**kwargs, return_state=True)
+        seconds = time.perf_counter() - started
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        if state.is_failed() and isinstance(state.data, dict):
+            return state.data, seconds
+        raise UserError(f"the backtest flow failed: {outcome}") from outcome
+    return outcome, seconds
+
+
+def _print_run(summary: dict) -> None:
+    from engine.store import query
+
+    frame = query(
+        summary["store"], f"SELECT * FROM security_results WHERE run_id = '{summary['run_id']}'"
+    )
+    frame["status"] = "ok"
+    console.print(
+        table(frame, title=f"run {summary['run_id']} ({summary['strategy']})", columns=SUMMARY_VIEW)
+    )
+    for security, error in summary.get("failed", {}).items():
+        console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
+    console.print(
+        f"portfolio: trades={fmt(summary['trades'])} realized P&L={fmt(summary['total_pnl'])} "
+        f"Sharpe={fmt(summary['sharpe_ratio'])} max drawdown={fmt(summary['max_drawdown'])}",
+        highlight=False,
+    )
+    console.print(
+        f"stored in {summary['store']} as run {summary['run_id']}  "
+        f'(try: mmflow query "SELECT * FROM v_run_summary LIMIT 5")',
+        highlight=False,
+    )
+
+
+def _benchmark(kwargs: dict, summary: dict, flow_seconds: float) -> bool:
+    """Run the same work in-process and compare every trade with what the flow stored."""
+    from engine.params import load_config
+    from engine.runner import run_backtest
+    from engine.store import read_trades
+
+    started = time.perf_counter()
+    sequential = run_backtest(
+        kwargs["data"],
+        kwargs["strategy"],
+        config=load_config(kwargs["config"]),
+        overrides=kwargs["overrides"],
+        securities=kwargs["securities"],
+        max_sheets=kwargs["max_sheets"],
+    )
+    seq_seconds = time.perf_counter() - started
+    stored = read_trades(summary["store"], summary["run_id"])
+    expected = pd.concat(
+        [r.trades.assign(security=r.security) for r in sequential.results], ignore_index=True
+    )
+    columns = [
+        "security",
+        "seq",
+        "timestamp",
+        "side",
+        "fill_price",
+        "fill_qty",
+        "realized_pnl",
+        "position",
+        "pnl",
+    ]
+    stored = stored[columns].sort_values(["security", "seq"], ignore_index=True)
+    expected = expected[columns].sort_values(["security", "seq"], ignore_index=True)
+    identical = stored.equals(expected)
+    console.print(
+        f"benchmark: in-process sequential {seq_seconds:.2f} s, Prefect+Dask flow {flow_seconds:.2f} s, "
+        f"speed-up {seq_seconds / flow_seconds:.2f}x; trades identical: {identical} "
+        f"({len(stored):,} fills)",
+        highlight=False,
+    )
+    return identical
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the flow, print the stored results; exit 1 when a security failed."""
+    kwargs = _flow_kwargs(args)
+    summary, seconds = run_flow(kwargs)
+    _print_run(summary)
+    ok = _benchmark(kwargs, summary, seconds) if args.benchmark else True
+    return 0 if ok and not summary.get("failed") else 1
