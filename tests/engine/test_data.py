@@ -1,0 +1,245 @@
+"""open_data / DataSource.load / normalise: SPEC §1.3 row normalisation and bad-input messages."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.data import InputError, normalise, open_data
+from engine.types import ASK, BID, TRADE, Events, RowCounts
+from engine.workbook import open_workbook, read_sheet
+
+SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
+PARQUET = SHARED / "data" / "parquet"
+EMAAR = SHARED / "data" / "xlsx" / "EMAAR_10k.xlsx"
+HEADER = ["Dates", "Type", "Price", "Size"]
+T0 = datetime(2025, 4, 14, 10)
+
+
+def shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data {path} not present")
+    return path
+
+
+def write_book(path: Path, sheets: dict[str, list[list]]) -> Path:
+    """A workbook in the Bloomberg layout; each value is the sheet's data rows (None: no header)."""
+    book = openpyxl.Workbook(write_only=True)
+    for security, data in sheets.items():
+        sheet = book.create_sheet(f"{security} UH Equity")
+        sheet.append([f"{security} UH Equity"])
+        sheet.append(["free text"])
+        sheet.append(HEADER if data is not None else ["oops"])
+        for row in data or []:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def ticks(n: int, price: float = 1.0) -> list[list]:
+    return [
+        [T0 + timedelta(seconds=i), ("BID", "ASK", "TRADE")[i % 3], price, 10] for i in range(n)
+    ]
+
+
+def reference_normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """SPEC §1.3 written the reference's pandas way, as the oracle."""
+    out = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(frame["timestamp"], errors="coerce"),
+            "type": frame["type"].astype(str).str.lower().str.strip(),
+            "price": pd.to_numeric(frame["price"], errors="coerce"),
+            "volume": pd.to_numeric(frame["volume"], errors="coerce"),
+        }
+    )
+    out = out.dropna(subset=["timestamp", "price"])
+    return out[out["price"] > 0].reset_index(drop=True)
+
+
+def assert_events_equal(a: Events, b: Events) -> None:
+    for name, x, y in zip(Events._fields, a, b, strict=True):
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+@pytest.mark.parametrize("security", ["SPINNEYS", "MODON"])
+def test_parquet_load_equals_the_reference_pandas_normalisation(security):
+    source = open_data(shared(PARQUET), securities=[security])
+    events, counts = source.load(security)
+    expected = reference_normalise(pd.read_parquet(PARQUET / f"{security.lower()}.parquet"))
+    assert counts.rows_read == len(pd.read_parquet(PARQUET / f"{security.lower()}.parquet"))
+    assert counts.rows_kept == len(expected) == len(events)
+    assert counts.dropped_nonpositive_price == counts.rows_read - counts.rows_kept
+    np.testing.assert_array_equal(
+        events.timestamp_ns, expected["timestamp"].to_numpy("M8[ns]").view("i8")
+    )
+    kinds = expected["type"].map({"bid": BID, "ask": ASK, "trade": TRADE}).to_numpy(np.int8)
+    np.testing.assert_array_equal(events.kind, kinds)
+    np.testing.assert_array_equal(events.price, expected["price"].to_numpy())
+    np.testing.assert_array_equal(events.volume, expected["volume"].to_numpy(np.float64))
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in events)
+
+
+def test_parquet_folder_and_file_sources():
+    folder = open_data(shared(PARQUET))
+    assert folder.kind == "parquet-dir"
+    assert folder.securities == tuple(sorted(p.stem.upper() for p in PARQUET.glob("*.parquet")))
+    assert len(folder.content_hash) == 64
+    assert open_data(PARQUET, max_sheets=2).securities == folder.securities[:2]
+    single = open_data(PARQUET / "spinneys.parquet")
+    assert (single.kind, single.securities) == ("parquet-file", ("SPINNEYS",))
+    assert single.load("SPINNEYS")[1].rows_read == 51_465
+
+
+def test_unknown_security_suggests_the_closest_names():
+    with pytest.raises(InputError, match=r"unknown security 'SPINNEY'.*Did you mean 'SPINNEYS'"):
+        open_data(shared(PARQUET), securities=["SPINNEY"])
+    source = open_data(PARQUET, securities=["MODON"])
+    with pytest.raises(InputError, match="Available: MODON"):
+        source.load("ADIB")
+
+
+def test_workbook_through_the_cache_equals_a_direct_read(tmp_path):
+    workbook = Path(shutil.copy(shared(EMAAR), tmp_path / "emaar.xlsx"))
+    source = open_data(workbook)
+    assert (source.kind, source.securities) == ("xlsx", ("EMAAR",))
+    events, counts = source.load("EMAAR")
+    direct = read_sheet(open_workbook(workbook), "EMAAR UH Equity", path=workbook)
+    direct_events, direct_counts = normalise(direct.table)
+    assert_events_equal(events, direct_events)
+    assert counts == direct_counts
+    assert counts.rows_read == 10_000 and counts.rows_kept < 10_000
+    again = open_data(workbook)  # reuses the cache
+    assert again.content_hash == source.content_hash
+    assert_events_equal(again.load("EMAAR")[0], events)
+
+
+def test_workbook_counts_include_the_rows_the_cache_dropped(tmp_path):
+    data = ticks(4) + [[None, "BID", 1.0, 1], [T0, "ASK", "x", 1], [T0, "TRADE", 0.0, 0]]
+    workbook = write_book(tmp_path / "book.xlsx", {"AAA": data})
+    events, counts = open_data(workbook, cache_dir=tmp_path / "cache").load("AAA")
+    assert counts == RowCounts(
+        rows_read=7,
+        dropped_bad_timestamp=1,
+        dropped_bad_price=1,
+        dropped_nonpositive_price=1,
+        rows_kept=4,
+    )
+    assert events.kind.tolist() == [BID, ASK, TRADE, BID]
+
+
+def test_normalise_drops_and_keeps_exactly_per_spec():
+    table = pa.table(
+        {
+            "timestamp": pa.array([T0, T0, None, T0, T0, T0, T0, T0], type=pa.timestamp("ns")),
+            "type": [" Bid ", "ASK", "BID", "trade", "BID", "TRADE", "ask", "Trade"],
+            "price": [10.0, 10.1, 10.0, 0.0, None, 10.05, -1.0, 10.1],
+            "volume": pa.array([0, 5, 1, 1, 1, None, 1, 7], type=pa.int64()),
+        }
+    )
+    events, counts = normalise(table)
+    assert counts == RowCounts(
+        rows_read=8,
+        dropped_bad_timestamp=1,
+        dropped_bad_price=1,
+        dropped_nonpositive_price=2,
+        rows_kept=4,
+    )
+    assert events.kind.tolist() == [BID, ASK, TRADE, TRADE]
+    assert events.price.tolist() == [10.0, 10.1, 10.05, 10.1]
+    np.testing.assert_array_equal(events.volume, [0.0, 5.0, np.nan, 7.0])  # zero and NaN kept
+    assert events.timestamp_ns.tolist() == [pd.Timestamp(T0).value] * 4
+    assert [a.dtype for a in events] == [np.int64, np.int8, np.float64, np.float64]
+
+
+def test_normalise_accepts_raw_bloomberg_columns_in_pandas():
+    frame = pd.DataFrame(
+        {
+            "Dates": ["2025-04-14 10:00:00", "not a date", "2025-04-14 10:00:02"],
+            " Type ": ["ASK", "BID", " trade"],
+            "Price": ["1.5", "2", "abc"],
+            "Size": [100, 200, None],
+        }
+    )
+    events, counts = normalise(frame)
+    assert (counts.rows_read, counts.dropped_bad_timestamp, counts.dropped_bad_price) == (3, 1, 1)
+    assert events.kind.tolist() == [ASK] and events.volume.tolist() == [100.0]
+
+
+def test_unknown_type_names_sheet_row_and_values(tmp_path):
+    data = [[None, "BID", 1.0, 1]] + ticks(3) + [[T0, "QUOTE", 1.0, 1], [T0, "bidx", 1.0, 1]]
+    workbook = write_book(tmp_path / "book.xlsx", {"AAA": data})
+    source = open_data(workbook)
+    with pytest.raises(InputError) as error:
+        source.load("AAA")
+    message = str(error.value)
+    assert "book.xlsx" in message and "sheet 'AAA UH Equity'" in message
+    assert "first at sheet row 8" in message and "['QUOTE', 'bidx']" in message
+    assert "correct or delete those rows" in message
+
+
+def test_unknown_type_in_parquet_names_the_row_index(tmp_path):
+    table = pa.table(
+        {
+            "timestamp": pa.array([T0] * 3, type=pa.timestamp("ns")),
+            "type": ["BID", "ASK", "HALT"],
+            "price": [1.0, 1.0, 1.0],
+            "volume": [1, 1, 1],
+        }
+    )
+    pq.write_table(table, tmp_path / "xyz.parquet")
+    with pytest.raises(InputError, match=r"xyz\.parquet \(security XYZ\).*\['HALT'\].*row 2"):
+        open_data(tmp_path).load("XYZ")
+
+
+def test_a_sheet_without_usable_rows_is_an_input_error(tmp_path):
+    data = [[None, "BID", 1.0, 1], [T0, "BID", 0.0, 0]]
+    workbook = write_book(tmp_path / "book.xlsx", {"AAA": data, "EMPTY": []})
+    source = open_data(workbook)
+    with pytest.raises(InputError, match=r"no usable rows \(2 read: 1 with unreadable Dates"):
+        source.load("AAA")
+    with pytest.raises(InputError, match="no usable rows"):
+        source.load("EMPTY")
+
+
+def test_bad_sheets_fail_alone_so_the_others_can_run(tmp_path):
+    workbook = write_book(tmp_path / "book.xlsx", {"GOOD": ticks(6), "NOHEAD": None})
+    source = open_data(workbook)
+    assert source.securities == ("GOOD", "NOHEAD")
+    assert source.load("GOOD")[1].rows_kept == 6
+    with pytest.raises(InputError, match=r"sheet 'NOHEAD UH Equity': row 3 must be the header"):
+        source.load("NOHEAD")
+
+
+def test_selection_by_name_keeps_workbook_order(tmp_path):
+    workbook = write_book(
+        tmp_path / "book.xlsx", {"AAA": ticks(3), "BBB": ticks(3), "CCC": ticks(3)}
+    )
+    assert open_data(workbook, securities=["CCC", "AAA UH Equity"]).securities == ("AAA", "CCC")
+    assert open_data(workbook, max_sheets=2).securities == ("AAA", "BBB")
+    with pytest.raises(InputError, match=r"Did you mean 'BBB'"):
+        open_data(workbook, securities=["BBX"])
+
+
+def test_bad_paths_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        open_data(tmp_path / "missing.xlsx")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="unsupported file type '.txt'"):
+        open_data(text)
+    fake = tmp_path / "fake.xlsx"
+    fake.write_text("hello")
+    with pytest.raises(InputError, match=r"not a valid \.xlsx file"):
+        open_data(fake)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"no \.parquet files"):
+        open_data(tmp_path / "empty")
