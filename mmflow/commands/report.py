@@ -1,0 +1,65 @@
+"""`mmflow report`: one self-contained HTML report (opens offline) of a stored run or sweep.
+
+mmflow report 20261128T081500-3f9a2c        # a run, to <store dir>/reports/run-<id>.html
+mmflow report --latest --out latest.html     # the newest run
+mmflow report --sweep 20261128T090000-77aa01  # a sweep: metrics by parameter, heatmap
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from mmflow.cli import UserError
+from mmflow.console import console
+
+
+def add_parser(subparsers) -> None:
+    """Register `mmflow report`."""
+    p = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report of a stored run or sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the run to report on")
+    which.add_argument("--latest", action="store_true", help="report on the newest stored run")
+    which.add_argument("--sweep", metavar="SWEEP_ID", help="report on every cell of a sweep")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE.html",
+        help="where to write the report (default <store dir>/reports/run-<id>.html or sweep-<id>.html)",
+    )
+    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report and print where it is."""
+    from engine.report import write_run_report, write_sweep_report
+    from engine.store import latest_run_id
+    from flows.runtime import store_path
+
+    store = store_path(args.store)
+    if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--out {args.out}: the report is HTML; give a file name ending in .html")
+    started = time.perf_counter()
+    if args.sweep:
+        path, what = write_sweep_report(store, args.sweep, args.out), f"sweep {args.sweep}"
+    else:
+        run_id = args.run_id or latest_run_id(store)
+        if run_id is None:
+            raise UserError(f"the store {store} has no runs yet; run `mmflow run` first")
+        path, what = write_run_report(store, run_id, args.out), f"run {run_id}"
+    seconds = time.perf_counter() - started
+    size = path.stat().st_size / 1e6
+    console.print(
+        f"wrote the report of {what} to {path} ({size:.1f} MB, {seconds:.1f} s); "
+        f"open {path.resolve().as_uri()}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
