@@ -511,6 +511,22 @@ def latest_run_id(path: str | Path, kind: str | None = None) -> str | None:
     return rows[0][0] if rows else None
 
 
+def read_sweep_cells(path: str | Path, sweep_id: str) -> pd.DataFrame:
+    """The stored cells of a sweep, oldest first: run_id, strategy, config_hash, status, and
+    `retryable_failures` (failures other than bad input, worth recomputing); empty if no store."""
+    columns = ["run_id", "strategy", "config_hash", "status", "retryable_failures"]
+    if str(path) != ":memory:" and not Path(path).exists():
+        return pd.DataFrame(columns=columns)
+    sql = """SELECT r.run_id, r.strategy, r.config_hash, r.status,
+                    CAST(count(f.security) FILTER (WHERE f.error_type <> 'InputError') AS BIGINT)
+                        AS retryable_failures
+             FROM runs r LEFT JOIN failures f USING (run_id)
+             WHERE r.kind = 'sweep' AND r.sweep_id = ?
+             GROUP BY ALL ORDER BY max(r.finished_at), r.run_id"""
+    with connect(path, read_only=True, retries=3) as con:
+        return con.sql(sql, params=[sweep_id]).df()[columns]
+
+
 def query(path: str | Path, sql: str) -> pd.DataFrame:
     """Run one SQL query on a read-only connection and return the result as a DataFrame."""
     with connect(path, read_only=True) as con:

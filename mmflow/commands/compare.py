@@ -1,0 +1,94 @@
+"""`mmflow compare`: stored runs side by side — portfolio figures per strategy and parameter set,
+and realized P&L per security × run. Give run ids, `--sweep ID`, or `--latest` (the default: the
+newest sweep). Reads the store directly (no Prefect start-up); `--flow` runs the Prefect `compare`
+flow instead, which also publishes the tables as artifacts in the UI."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.compare import Comparison, compare_runs, write_csv
+from mmflow.console import console, table
+
+SUMMARY_VIEW = [
+    "label",
+    "status",
+    "trades",
+    "total_pnl",
+    "sharpe_ratio",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "win_rate",
+    "profit_factor",
+    "run_id",
+]
+
+
+def add_parser(subparsers) -> None:
+    """Register `mmflow compare`."""
+    p = subparsers.add_parser(
+        "compare", help="compare stored runs or a sweep (tables, CSV)", description=__doc__
+    )
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sweep", dest="sweep_id", metavar="ID", help="every cell of a sweep")
+    which.add_argument("--latest", action="store_true", help="the newest sweep (the default)")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write the summary to FILE and the per-security P&L to FILE_by_security.csv",
+    )
+    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    p.add_argument(
+        "--flow",
+        action="store_true",
+        help="run as the Prefect `compare` flow and publish artifacts (starts a temporary "
+        "server unless PREFECT_API_URL is set)",
+    )
+    p.set_defaults(handler=run)
+
+
+def print_comparison(comparison: Comparison) -> None:
+    """The summary table and the per-security pivot."""
+    console.print(table(comparison.summary, title=comparison.title, columns=SUMMARY_VIEW))
+    pivot = comparison.by_security.reset_index(names="security")
+    legend = {label: f"[{i + 1}]" for i, label in enumerate(comparison.by_security.columns)}
+    console.print(
+        table(
+            pivot.rename(columns=legend),
+            title="realized P&L per security (columns: see legend)",
+        )
+    )
+    for label, short in legend.items():
+        console.print(f"{short} {label}", highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare, print, and write CSV when asked."""
+    from flows.runtime import store_path
+
+    if args.run_ids and (args.sweep_id or args.latest):
+        from mmflow.cli import UserError
+
+        raise UserError("give run ids, --sweep ID or --latest, not several of them")
+    store = store_path(args.store)
+    if args.flow:
+        from flows.compare import compare
+        from flows.runtime import prefect_api
+
+        with prefect_api():
+            compare(
+                run_ids=args.run_ids or None,
+                sweep_id=args.sweep_id,
+                latest=args.latest,
+                store=store,
+                csv=args.csv,
+            )
+    comparison = compare_runs(
+        store, run_ids=args.run_ids or None, sweep_id=args.sweep_id, latest=args.latest
+    )
+    print_comparison(comparison)
+    if args.csv and not args.flow:
+        paths = write_csv(comparison, args.csv)
+        console.print(f"wrote {', '.join(str(p) for p in paths)}", highlight=False)
+    return 0
