@@ -3,6 +3,7 @@ out over Dask, failed securities retried, and the run stored in DuckDB by a sing
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
@@ -33,14 +34,27 @@ ARTIFACT_COLUMNS = (
 )
 
 
+def _attempts(task_run_id) -> int:
+    """How often the task ran. Task states reach the API as events, a moment after the flow has
+    the result, so wait (up to 5 s) until the API has the final state before reading run_count."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for _ in range(50):
+            task_run = client.read_task_run(task_run_id)
+            if task_run.state is not None and task_run.state.is_final():
+                break
+            time.sleep(0.1)
+    return task_run.run_count or 1
+
+
 def _failure(future, security: str, exc: object) -> Failure:
     """What a user needs to know about a security whose task failed for good."""
+    if hasattr(exc, "allowed_failures"):  # Dask's KilledWorker: its worker died on every try
+        return Failure(security, type(exc).__name__, str(exc), exc.allowed_failures + 1)
     attempts = 1
     try:
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            attempts = client.read_task_run(future.task_run_id).run_count or 1
+        attempts = _attempts(future.task_run_id)
     except Exception:  # noqa: BLE001 - the attempt count is informative only
         pass
     if isinstance(exc, BaseException):
@@ -56,12 +70,17 @@ def backtest_securities(
     *,
     dask_address: str | None = None,
     workers: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[SecurityResult], list[Failure]]:
-    """Map `run_backtest` over the securities on Dask; results in the source's security order."""
+    """Map `run_backtest` over the securities on Dask; results in the source's security order.
+    `timings`, when given, receives the seconds of cluster_start, compute and cluster_stop."""
     logger = get_run_logger()
     securities = list(source.securities)
     done: dict[str, SecurityResult | Failure] = {}
+    started = time.perf_counter()
     with make_task_runner(dask_address, workers) as runner:
+        getattr(runner, "client", None)  # Dask's runner starts its cluster on first use: now
+        submitted = time.perf_counter()
         futures = {
             runner.submit(
                 run_backtest,
@@ -77,7 +96,10 @@ def backtest_securities(
         }
         for future in as_completed(list(futures)):
             security = futures[future]
-            outcome = future.result(raise_on_failure=False)
+            try:
+                outcome = future.result(raise_on_failure=False)
+            except Exception as exc:  # noqa: BLE001 - Dask's KilledWorker (worker died on every
+                outcome = exc  # try) comes from outside the task: fail this security, not the run
             if isinstance(outcome, SecurityResult):
                 result = done[security] = outcome
                 logger.info(
@@ -99,6 +121,11 @@ def backtest_securities(
                     failure.error_type,
                     failure.message,
                 )
+        computed = time.perf_counter()
+    if timings is not None:
+        timings["cluster_start"] = submitted - started
+        timings["compute"] = computed - submitted
+        timings["cluster_stop"] = time.perf_counter() - computed
     results = [done[s] for s in securities if isinstance(done[s], SecurityResult)]
     failures = [done[s] for s in securities if isinstance(done[s], Failure)]
     return results, failures
@@ -155,8 +182,15 @@ def backtest(
     config_values = load_config(config)
     resolve_params(strategies.get(strategy).Params, "", config_values, overrides)  # fail fast
     source = prepare_data(data, securities, max_sheets)
+    timings: dict[str, float] = {}
     results, failures = backtest_securities(
-        source, strategy, config_values, overrides, dask_address=dask_address, workers=workers
+        source,
+        strategy,
+        config_values,
+        overrides,
+        dask_address=dask_address,
+        workers=workers,
+        timings=timings,
     )
     portfolio = metrics.portfolio_metrics(results)
     status = "completed" if not failures else ("partial" if results else "failed")
@@ -175,7 +209,9 @@ def backtest(
         flow_run_id=flow_run.get_id(),
     )
     target = store_path(store)
+    storing = time.perf_counter()
     store_results(target, run, results, failures, portfolio)
+    timings["store"] = time.perf_counter() - storing
     publish_artifacts(run.run_id, results, failures, portfolio)
     summary = {
         "run_id": run.run_id,
@@ -186,6 +222,7 @@ def backtest(
         "securities_failed": len(failures),
         "failed": {f.security: f"{f.error_type}: {f.message}" for f in failures},
         **portfolio,
+        "timings": timings,  # seconds per phase, for bench/flow.py
     }
     if not results:
         return Failed(message=f"all {len(failures)} securities failed", data=summary)

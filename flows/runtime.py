@@ -84,12 +84,13 @@ def prefect_api() -> Iterator[str]:
     instead of each starting another (facts §2).
     """
     import prefect.settings
-    from prefect.server.api.server import SubprocessASGIServer
 
     url = prefect.settings.PREFECT_API_URL.value()
     if url:
         yield url
         return
+    from prefect.server.api.server import SubprocessASGIServer  # 2-10 s import: only when needed
+
     server = SubprocessASGIServer()
     server.start(timeout=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
     SubprocessASGIServer._instances[None] = (

@@ -1,0 +1,568 @@
+"""The `backtest` flow end to end on real tick data: the same trades and figures as the
+in-process sequential runner on Dask (the flow's own local cluster, an existing scheduler),
+retries and failed securities, worker processes killed mid-run, a locked store, and the
+`mmflow run` CLI.
+
+Dask is started only where it is the point: one existing cluster (`dask scheduler` + 2
+`dask worker` processes) is shared by the module's Dask tests, and one test lets the flow start
+its own LocalCluster; retries and the store use the thread runner (MMFLOW_TASK_RUNNER=threads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import faults
+import numpy as np
+import pandas as pd
+import pytest
+
+import flows.backtest
+import tasks.backtest
+from engine.params import load_config
+from engine.runner import BacktestRun, run_backtest
+from engine.store import StoreLockedError, query, read_run, read_trades
+from engine.types import TRADE_COLUMNS
+from flows.backtest import backtest
+
+SECURITIES = ["SPINNEYS", "MODON", "PARKIN"]  # the three smallest of the ten
+BIN = Path(sys.executable).parent  # the venv's console scripts: dask, mmflow
+HERE = Path(__file__).resolve().parent
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parquet(shared_data) -> Path:
+    """The ten securities' real tick data."""
+    return shared_data / "parquet"
+
+
+@pytest.fixture(scope="module")
+def config_of(shared_data):
+    """Path of a strategy's shipped per-security config."""
+    return lambda strategy: str(shared_data / "configs" / f"{strategy}_config.json")
+
+
+@pytest.fixture(scope="module")
+def sequential(parquet, config_of):
+    """The in-process sequential run of a strategy over SECURITIES (computed once per strategy)."""
+    runs: dict[str, BacktestRun] = {}
+
+    def get(strategy: str) -> BacktestRun:
+        if strategy not in runs:
+            config = load_config(config_of(strategy))
+            runs[strategy] = run_backtest(parquet, strategy, config=config, securities=SECURITIES)
+            assert not runs[strategy].failures
+        return runs[strategy]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """An existing cluster, reused by this module's Dask tests: `dask scheduler` and two
+    `dask worker` processes (address, client); stopped (TERM, then KILL) at the end.
+
+    The scheduler allows one worker death per task (distributed.scheduler.allowed-failures=1,
+    default 3) so a task that kills every worker fails after 2 deaths instead of 4. tests/flows
+    is on PYTHONPATH because the scheduler and workers unpickle `faults.FaultySource`.
+    """
+    from distributed import Client
+
+    scratch = tmp_path_factory.mktemp("dask")
+    port, dashboard = _free_port(), _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DASK_TEMPORARY_DIRECTORY": str(scratch),
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+    }
+    scheduler = [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    scheduler += ["--dashboard-address", f"127.0.0.1:{dashboard}"]
+    worker = [BIN / "dask", "worker", address, "--nworkers", "1", "--nthreads", "1"]
+    worker += ["--host", "127.0.0.1"]
+    processes, logs = [], []
+    try:
+        for i, command in enumerate([scheduler, worker, worker]):
+            logs.append(scratch / f"dask-{i}.log")
+            with open(logs[-1], "w") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # its own process group: the nanny's worker too
+                    )
+                )
+        try:
+            client = Client(address, timeout=60)
+            client.wait_for_workers(2, timeout=60)
+        except Exception as error:
+            tails = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in logs)
+            raise RuntimeError(f"the Dask cluster did not start: {error}\n{tails}") from error
+        with client:
+            yield address, client
+    finally:
+        _stop(processes)
+
+
+def _stop(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
+    """SIGTERM each process group (workers first), wait up to `grace` s, then SIGKILL them."""
+    for process in reversed(processes):
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in processes:  # also any worker child left behind by its nanny
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def dask_address(dask_cluster, monkeypatch) -> str:
+    """The existing cluster's address, once both workers are up (a test may have killed one)."""
+    address, client = dask_cluster
+    monkeypatch.delenv("MMFLOW_TASK_RUNNER", raising=False)
+    client.wait_for_workers(2, timeout=120)
+    return address
+
+
+@pytest.fixture
+def threads(monkeypatch) -> None:
+    """Run the flow's tasks on Prefect's thread pool: retries and stores are not about Dask."""
+    monkeypatch.setenv("MMFLOW_TASK_RUNNER", "threads")
+
+
+@pytest.fixture
+def small_data(tmp_path, parquet) -> Path:
+    """A folder with SPINNEYS, MODON and PARKIN (links to the real files) and a corrupt
+    BROKEN.parquet, which fails with InputError (not retried)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for security in SECURITIES:
+        (folder / f"{security.lower()}.parquet").symlink_to(parquet / f"{security.lower()}.parquet")
+    (folder / "broken.parquet").write_bytes(b"PAR1 this is not a Parquet file")
+    return folder
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def run_flow(**kwargs):
+    """The flow's final state (never raises)."""
+    return backtest(**kwargs, return_state=True)
+
+
+def _plain(value):
+    """A comparable plain value: NaN and None as None, dates as date, numpy scalars unwrapped."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).date()
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value
+
+
+def expected_trades(run: BacktestRun, securities=None) -> pd.DataFrame:
+    """The sequential run's trades in `read_trades` form (security + TRADE_COLUMNS, by seq)."""
+    parts = [
+        r.trades.assign(security=r.security)
+        for r in run.results
+        if securities is None or r.security in securities
+    ]
+    trades = pd.concat(parts, ignore_index=True)[["security", *TRADE_COLUMNS]]
+    return trades.sort_values(["security", "seq"], ignore_index=True)
+
+
+def stored_summaries(store: str, run_id: str) -> dict[str, dict]:
+    """security_results rows of a run: security -> plain values (params decoded)."""
+    frame = query(
+        store, f"SELECT * EXCLUDE (run_id) FROM security_results WHERE run_id = '{run_id}'"
+    )
+    rows = {}
+    for row in frame.to_dict("records"):
+        plain = {k: _plain(v) for k, v in row.items()}
+        plain["params"] = json.loads(plain["params"])
+        rows[plain["security"]] = plain
+    return rows
+
+
+def assert_same_as_sequential(summary: dict, run: BacktestRun, securities=SECURITIES) -> None:
+    """Every stored trade (all columns, exact) and every summary figure equal the sequential run's."""
+    store, run_id = summary["store"], summary["run_id"]
+    pd.testing.assert_frame_equal(
+        read_trades(store, run_id), expected_trades(run, securities), check_exact=True
+    )
+    stored = stored_summaries(store, run_id)
+    assert sorted(stored) == sorted(securities)
+    for r in run.results:
+        if r.security in securities:
+            expected = {k: _plain(v) for k, v in r.summary.items()}
+            expected["params"] = json.loads(json.dumps(r.params, default=str))
+            assert stored[r.security] == expected, r.security
+    if list(securities) == [r.security for r in run.results]:
+        for name, value in run.portfolio.items():
+            assert _plain(summary[name]) == _plain(value), name
+
+
+def failures_of(store: str, run_id: str) -> dict[str, dict]:
+    """The failures rows of a run: security -> {attempts, error_type, message}."""
+    frame = query(store, f"SELECT * EXCLUDE (run_id) FROM failures WHERE run_id = '{run_id}'")
+    return {row.pop("security"): row for row in frame.to_dict("records")}
+
+
+def report_artifact(flow_run_id) -> str:
+    """The markdown of the flow run's `backtest-report` artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["backtest-report"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    assert len(artifacts) == 1
+    return artifacts[0].data
+
+
+def run_counts(flow_run_id) -> dict[str, int]:
+    """Task run name -> run_count (Prefect attempts) of a flow run, once the API has final states
+    (they arrive as events, shortly after the flow run ends)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        for _ in range(100):
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            if all(t.state is not None and t.state.is_final() for t in task_runs):
+                break
+            time.sleep(0.1)
+    return {t.name: t.run_count for t in task_runs}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- 1. the same results as the sequential runner ----------------------------------------------
+
+
+def test_flow_on_its_own_local_cluster_stores_the_sequential_results(
+    monkeypatch, parquet, config_of, sequential, tmp_path
+):
+    """The default path: no address, so the flow starts (and stops) a LocalCluster of 2 workers."""
+    monkeypatch.delenv("MMFLOW_TASK_RUNNER", raising=False)
+    strategy = "v1_baseline"
+    state = run_flow(
+        data=str(parquet),
+        strategy=strategy,
+        config=config_of(strategy),
+        securities=SECURITIES,
+        store=str(tmp_path / "store.duckdb"),
+        workers=2,
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["status"] == "completed" and summary["securities_ok"] == len(SECURITIES)
+    assert set(summary["timings"]) == {"cluster_start", "compute", "cluster_stop", "store"}
+    assert read_run(summary["store"], summary["run_id"])["status"] == "completed"
+    assert_same_as_sequential(summary, sequential(strategy))
+
+
+@pytest.mark.parametrize("strategy", ["v2_price_follow_qty_cooldown", "v2_1_stop_loss"])
+def test_flow_on_an_existing_cluster_stores_the_sequential_results(
+    strategy, dask_address, parquet, config_of, sequential, tmp_path
+):
+    """`dask_address`: the flow connects to the running scheduler instead of starting one."""
+    state = run_flow(
+        data=str(parquet),
+        strategy=strategy,
+        config=config_of(strategy),
+        securities=SECURITIES,
+        store=str(tmp_path / "store.duckdb"),
+        dask_address=dask_address,
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["status"] == "completed"
+    assert_same_as_sequential(summary, sequential(strategy))
+
+
+# ---- 2. retries and failed securities ----------------------------------------------------------
+
+
+def test_retried_and_failed_securities(
+    threads, small_data, tmp_path, monkeypatch, config_of, sequential
+):
+    """MODON fails once and is stored after a retry; PARKIN's OSError is retried until retries
+    run out (3 attempts); BROKEN's InputError is not retried; the run is Completed, partial."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(
+        flows.backtest,
+        "prepare_data",
+        faults.opening_with_faults(marks, MODON=faults.FAIL_ONCE, PARKIN=faults.ALWAYS_OSERROR),
+    )
+    strategy = "v1_baseline"
+    state = run_flow(
+        data=str(small_data),
+        strategy=strategy,
+        config=config_of(strategy),
+        store=str(tmp_path / "store.duckdb"),
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["status"] == "partial"
+    assert (summary["securities_ok"], summary["securities_failed"]) == (2, 2)
+    assert len(faults.attempts(marks, "MODON")) == 2
+    assert len(faults.attempts(marks, "PARKIN")) == 3
+    counts = run_counts(state.state_details.flow_run_id)  # Prefect's retries did these
+    assert (counts["backtest-MODON"], counts["backtest-PARKIN"], counts["backtest-BROKEN"]) == (
+        2,
+        3,
+        1,
+    )
+    assert_same_as_sequential(summary, sequential(strategy), securities=["MODON", "SPINNEYS"])
+
+    failed = failures_of(summary["store"], summary["run_id"])
+    assert sorted(failed) == ["BROKEN", "PARKIN"]
+    assert failed["PARKIN"] == {
+        "attempts": 3,
+        "error_type": "OSError",
+        "message": "injected: PARKIN is never readable",
+    }
+    assert failed["BROKEN"]["attempts"] == 1
+    assert failed["BROKEN"]["error_type"] == "InputError"
+    assert "could not be read as Parquet" in failed["BROKEN"]["message"]
+    assert read_run(summary["store"], summary["run_id"])["status"] == "partial"
+
+    report = report_artifact(state.state_details.flow_run_id)
+    assert "2 ok, 2 failed" in report
+    assert "| PARKIN | 3 | OSError: injected: PARKIN is never readable |" in report
+    assert "| BROKEN | 1 | InputError:" in report
+
+
+def test_flow_fails_when_no_security_succeeds(threads, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "broken.parquet").write_bytes(b"not parquet")
+    store = str(tmp_path / "store.duckdb")
+    state = run_flow(data=str(folder), strategy="v1_baseline", store=store)
+    assert state.is_failed()
+    assert "all 1 securities failed" in state.message
+    (run_id,) = query(store, "SELECT run_id FROM runs")["run_id"]
+    assert read_run(store, run_id)["status"] == "failed"
+    failed = failures_of(store, run_id)
+    assert list(failed) == ["BROKEN"] and failed["BROKEN"]["error_type"] == "InputError"
+
+
+# ---- 3. a worker process killed during a run ---------------------------------------------------
+
+
+def test_worker_killed_once_the_task_is_rerun_elsewhere(
+    dask_address, dask_cluster, tmp_path, monkeypatch, parquet, config_of, sequential
+):
+    """MODON's first attempt SIGKILLs its worker process. The scheduler notices the lost worker
+    and runs the task again on a live one (while its deaths <= distributed.scheduler.
+    allowed-failures; default 3); the nanny restarts the killed process. Prefect's retries are
+    not involved (the task run's run_count stays 1), and every security is stored."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(
+        flows.backtest, "prepare_data", faults.opening_with_faults(marks, MODON=faults.KILL_ONCE)
+    )
+    strategy = "v2_price_follow_qty_cooldown"
+    state = run_flow(
+        data=str(parquet),
+        strategy=strategy,
+        config=config_of(strategy),
+        securities=SECURITIES,
+        store=str(tmp_path / "store.duckdb"),
+        dask_address=dask_address,
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["status"] == "completed"
+    killed, rerun = faults.attempts(marks, "MODON")
+    client = dask_cluster[1]
+    client.wait_for_workers(2, timeout=120)
+    live = set(client.run(os.getpid).values())
+    assert killed != rerun and killed not in live  # the first attempt's process is gone
+    assert run_counts(state.state_details.flow_run_id)["backtest-MODON"] == 1  # not a retry
+    assert_same_as_sequential(summary, sequential(strategy))
+
+
+def test_worker_killed_on_every_try_fails_that_security_only(
+    dask_address, tmp_path, monkeypatch, parquet, config_of, sequential
+):
+    """A security that kills every worker it runs on ends in Dask's KilledWorker (raised by the
+    future, outside Prefect's task engine, after allowed-failures + 1 = 2 deaths here); the flow
+    records it as failed and stores the rest."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(
+        flows.backtest, "prepare_data", faults.opening_with_faults(marks, MODON=faults.KILL_ALWAYS)
+    )
+    strategy = "v2_price_follow_qty_cooldown"
+    state = run_flow(
+        data=str(parquet),
+        strategy=strategy,
+        config=config_of(strategy),
+        securities=["SPINNEYS", "MODON"],
+        store=str(tmp_path / "store.duckdb"),
+        dask_address=dask_address,
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["status"] == "partial"
+    assert len(set(faults.attempts(marks, "MODON"))) == 2
+    failed = failures_of(summary["store"], summary["run_id"])
+    assert list(failed) == ["MODON"]
+    assert failed["MODON"]["error_type"] == "KilledWorker"
+    assert failed["MODON"]["attempts"] == 2
+    assert "workers died" in failed["MODON"]["message"]
+    assert_same_as_sequential(summary, sequential(strategy), securities=["SPINNEYS"])
+
+
+# ---- 4. a locked store -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locked_store(tmp_path):
+    """A store file held open read-write by another process until the test calls `release()`."""
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    path = str(tmp_path / "locked.duckdb")
+    holder = context.Process(target=faults.hold_store, args=(path, ready, release), daemon=True)
+    holder.start()
+
+    def unlock() -> None:
+        release.set()
+        holder.join(30)
+
+    try:
+        assert ready.wait(60), "the lock holder did not start"
+        yield path, holder.pid, unlock
+    finally:
+        unlock()
+        if holder.is_alive():
+            holder.kill()
+            holder.join(10)
+
+
+def test_locked_store_fails_clearly_then_a_rerun_succeeds(
+    threads, locked_store, monkeypatch, parquet
+):
+    """The store task retries (3 retries, each write trying the lock 3 times 1 s apart: about
+    8 s here with the task's retry delay set to 0), then the flow fails with StoreLockedError."""
+    path, holder_pid, unlock = locked_store
+    monkeypatch.setattr(
+        flows.backtest,
+        "store_results",
+        flows.backtest.store_results.with_options(retry_delay_seconds=0),
+    )
+    writes = []
+    real_write_run = tasks.backtest.results_store.write_run
+
+    def counted_write_run(*args, **kwargs):
+        writes.append(time.monotonic())
+        return real_write_run(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.backtest.results_store, "write_run", counted_write_run)
+    kwargs = dict(data=str(parquet), strategy="v1_baseline", securities=["SPINNEYS"], store=path)
+
+    state = run_flow(**kwargs)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, StoreLockedError)
+    assert f"the store {path} is locked by" in str(error) and f"(PID {holder_pid})" in str(error)
+    assert "close the other DuckDB session" in state.message
+    assert len(writes) == 4  # the first try and 3 retries
+
+    unlock()
+    state = run_flow(**kwargs)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert read_run(path, summary["run_id"])["status"] == "completed"
+    assert len(read_trades(path, summary["run_id"])) == summary["trades"] > 0
+
+
+# ---- 5. the CLI --------------------------------------------------------------------------------
+
+
+def test_mmflow_run_cli_end_to_end(dask_address, tmp_path, parquet, config_of):
+    """`mmflow run --benchmark` in a subprocess against the session's Prefect API and (to save
+    a cluster start; the flow's own cluster is tested above) the existing Dask cluster."""
+    import prefect.settings
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("spinneys.parquet", "modon.parquet"):
+        shutil.copy(parquet / name, data / name)
+    store = tmp_path / "cli.duckdb"
+    env = {**os.environ, "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value()}
+    env.pop("MMFLOW_TASK_RUNNER", None)
+    command = [BIN / "mmflow", "run", "--data", data, "--strategy", "v1_baseline"]
+    command += [
+        "--config",
+        config_of("v1_baseline"),
+        "--store",
+        store,
+        "--dask-address",
+        dask_address,
+    ]
+    process = subprocess.run(
+        [str(c) for c in [*command, "--benchmark"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = process.stdout
+    assert process.returncode == 0, output + process.stderr
+    run_id = re.search(r"stored in .* as run (\S+)", output).group(1)
+    run = read_run(store, run_id)
+    assert (run["status"], run["securities_ok"], run["securities_failed"]) == ("completed", 2, 0)
+    assert f"run {run_id} (v1_baseline)" in output
+    assert "SPINNEYS" in output and "MODON" in output
+    assert "portfolio: trades=" in output
+    assert "trades identical: True" in output
