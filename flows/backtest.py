@@ -16,10 +16,12 @@ from engine import metrics, strategies
 from engine.data import DataSource
 from engine.lineage import code_version
 from engine.params import config_hash, load_config, resolve_params
+from engine.report import headline
 from engine.store import RunRecord, new_run_id
 from engine.types import Failure, SecurityResult
 from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY, make_task_runner, store_path
 from tasks.backtest import prepare_data, run_backtest, store_results
+from tasks.report import report_or_none, write_run_report
 
 ARTIFACT_COLUMNS = (
     "security",
@@ -132,26 +134,19 @@ def backtest_securities(
 
 
 def publish_artifacts(
-    run_id: str, results: list[SecurityResult], failures: list[Failure], portfolio: dict
+    store: str, run_id: str, results: list[SecurityResult], failures: list[Failure], report
 ) -> None:
-    """A summary table and, when needed, a failures note, visible on the flow run in the UI."""
+    """A summary table and the headline with the report's path (and any failures), on the
+    flow run in the UI."""
     rows = [{k: r.summary[k] for k in ARTIFACT_COLUMNS} for r in results]
     create_table_artifact(
         key="backtest-summary", table=rows, description=f"Run {run_id}: per-security results"
     )
-    lines = [
-        f"# Backtest {run_id}",
-        "",
-        f"* securities: {len(results)} ok, {len(failures)} failed",
-        f"* trades: {portfolio['trades']:,}",
-        f"* realized P&L: {portfolio['total_pnl']:,.2f}",
-        f"* Sharpe (daily, portfolio): {portfolio['sharpe_ratio']:.3f}",
-        f"* max drawdown: {portfolio['max_drawdown']:,.2f}",
-    ]
+    lines = [headline(store, run_id, report) if report else f"### Run `{run_id}` (no report)"]
     if failures:
         lines += [
             "",
-            "## Failed securities",
+            "#### Failed securities",
             "",
             "| security | attempts | error |",
             "|---|---|---|",
@@ -212,7 +207,8 @@ def backtest(
     storing = time.perf_counter()
     store_results(target, run, results, failures, portfolio)
     timings["store"] = time.perf_counter() - storing
-    publish_artifacts(run.run_id, results, failures, portfolio)
+    report = report_or_none(write_run_report, target, run.run_id)
+    publish_artifacts(target, run.run_id, results, failures, report)
     summary = {
         "run_id": run.run_id,
         "store": target,
@@ -221,6 +217,7 @@ def backtest(
         "securities_ok": len(results),
         "securities_failed": len(failures),
         "failed": {f.security: f"{f.error_type}: {f.message}" for f in failures},
+        "report": str(report) if report else None,
         **portfolio,
         "timings": timings,  # seconds per phase, for bench/flow.py
     }

@@ -72,7 +72,10 @@ def _drain_workers() -> None:
         if inspect.isawaitable(result):
             await result
 
-    run_coro_as_sync(drain())
+    try:
+        run_coro_as_sync(drain())
+    except Exception:  # noqa: BLE001 - best effort: a lost log line must not mask the outcome
+        pass
 
 
 @contextmanager
@@ -100,8 +103,10 @@ def prefect_api() -> Iterator[str]:
         with prefect.settings.temporary_settings(
             {prefect.settings.PREFECT_API_URL: server.api_url}
         ):
-            yield server.api_url
-            _drain_workers()
+            try:
+                yield server.api_url
+            finally:  # also on Ctrl-C: otherwise log shipping retries against a dead server
+                _drain_workers()
     finally:
         server.stop()
         SubprocessASGIServer._instances.pop(None, None)

@@ -37,6 +37,7 @@ from engine.sweep import (
 from engine.types import Failure, SecurityResult
 from flows.runtime import DEFAULT_DATA, make_task_runner, store_path
 from tasks.backtest import prepare_data
+from tasks.report import report_or_none, write_sweep_report
 from tasks.sweep import run_sweep_cells, store_cell
 
 
@@ -298,6 +299,10 @@ def sweep(
         context, todo, replace, batch_cells=batch_cells, dask_address=dask_address, workers=workers
     )
     summary = _summary(context, expanded, todo, reused, tasks, failed, computed)
+    report = report_or_none(write_sweep_report, context["store"], context["sweep_id"])
+    summary["report"] = str(report) if report else None
+    if report:
+        logger.info("sweep report: %s", report)
     if tasks and not any(t["ok"] for t in tasks):
         return Failed(message=f"all {len(tasks)} tasks failed", data=summary)
     return summary

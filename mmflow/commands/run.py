@@ -110,6 +110,8 @@ def _print_run(summary: dict) -> None:
         f"Sharpe={fmt(summary['sharpe_ratio'])} max drawdown={fmt(summary['max_drawdown'])}",
         highlight=False,
     )
+    if summary.get("report"):
+        console.print(f"report: {summary['report']}", highlight=False)
     console.print(
         f"stored in {summary['store']} as run {summary['run_id']}  "
         f'(try: mmflow query "SELECT * FROM v_run_summary LIMIT 5")',

@@ -133,6 +133,8 @@ def print_summary(summary: dict) -> None:
         console.print(table(frame, title=title, columns=TABLE_COLUMNS))
     for security, error in summary["failed"].items():
         console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
+    if summary.get("report"):
+        console.print(f"report: {summary['report']}", highlight=False)
     console.print(
         f"stored in {summary['store']}; compare with: mmflow compare --sweep {summary['sweep_id']}",
         highlight=False,
