@@ -7,7 +7,7 @@ realized P&L matches the reference to the last bit of a double.
 
 from numba import njit
 
-from engine.types import ASK, BID, BUY, SELL
+from engine.types import BUY, SELL
 
 
 @njit(cache=True)
@@ -31,8 +31,9 @@ def _update_cost_basis_nb(st, old_position, price):
 
 
 @njit(cache=True)
-def record_fill_nb(st, quotes, out, row, timestamp, side, price, qty):
-    """Book a fill of `qty` at `price` (SPEC §3.5) and append its trade record to `out`."""
+def record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty):
+    """Book a fill of `qty` at `price` (SPEC §3.5) and append its trade record to `out`;
+    `bid` and `ask` are our two quote records (a buy restarts the bid side's timers)."""
     if qty <= 0:
         return
     old_position = st.position
@@ -53,7 +54,7 @@ def record_fill_nb(st, quotes, out, row, timestamp, side, price, qty):
                 cost = st.entry_price * st.position + price * remaining
                 st.position += remaining
                 st.entry_price = cost / st.position
-        timer_side = BID
+        timer = bid
     else:
         if st.position > 0:  # close (part of) a long first
             closed = min(remaining, st.position)
@@ -69,11 +70,11 @@ def record_fill_nb(st, quotes, out, row, timestamp, side, price, qty):
                 cost = st.entry_price * abs(st.position) + price * remaining
                 st.position -= remaining
                 st.entry_price = cost / abs(st.position)
-        timer_side = ASK
+        timer = ask
     _update_cost_basis_nb(st, old_position, price)
     # SPEC §3.5-5: a fill restarts that side's refill timer and cooldown.
-    quotes[timer_side].refill_time = timestamp
-    quotes[timer_side].last_fill_time = timestamp
+    timer.refill_time = timestamp
+    timer.last_fill_time = timestamp
     k = st.n_fills
     out[k].row = row
     out[k].side = side
@@ -86,9 +87,9 @@ def record_fill_nb(st, quotes, out, row, timestamp, side, price, qty):
 
 
 @njit(cache=True)
-def flatten_nb(st, quotes, out, row, timestamp, price):
+def flatten_nb(st, bid, ask, out, row, timestamp, price):
     """Close the whole position at `price` (SPEC §3.6); nothing when flat."""
     if st.position > 0:
-        record_fill_nb(st, quotes, out, row, timestamp, SELL, price, st.position)
+        record_fill_nb(st, bid, ask, out, row, timestamp, SELL, price, st.position)
     elif st.position < 0:
-        record_fill_nb(st, quotes, out, row, timestamp, BUY, price, -st.position)
+        record_fill_nb(st, bid, ask, out, row, timestamp, BUY, price, -st.position)

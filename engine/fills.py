@@ -5,13 +5,13 @@ through our price, and the book never depleted by our fills."""
 from numba import njit
 
 from engine.accounting import record_fill_nb
-from engine.types import ASK, BID, BUY, SELL
+from engine.types import BUY, SELL
 
 
 @njit(cache=True)
-def _fill_side_nb(st, quotes, out, row, timestamp, side_index, side, price, volume):
+def _fill_side_nb(st, bid, ask, out, row, timestamp, side, price, volume):
     """Queue logic for one live side: the print first eats `ahead_qty`, then our remaining size."""
-    quote = quotes[side_index]
+    quote = bid if side == BUY else ask
     print_left = int(volume)
     consumed_ahead = min(quote.ahead_qty, print_left)
     quote.ahead_qty -= consumed_ahead
@@ -21,15 +21,21 @@ def _fill_side_nb(st, quotes, out, row, timestamp, side_index, side, price, volu
         quote.our_remaining -= qty
         if quote.our_remaining == 0:
             quote.live = False
-        record_fill_nb(st, quotes, out, row, timestamp, side, price, qty)
+        record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty)
 
 
 @njit(cache=True)
-def reference_fill_nb(st, quotes, out, row, timestamp, price, volume):
+def reaches_quote_nb(bid, ask, price):
+    """Whether a print at `price` is at or through one of our live quotes (cheap pre-check)."""
+    return (ask.live and price >= ask.price) or (bid.live and price <= bid.price)
+
+
+@njit(cache=True)
+def reference_fill_nb(st, bid, ask, out, row, timestamp, price, volume):
     """SPEC §3.4: a TRADE print of `volume` at `price` against our live quotes (ask side first)."""
-    ask_live = quotes[ASK].live and price >= quotes[ASK].price
-    bid_live = quotes[BID].live and price <= quotes[BID].price
-    if ask_live:
-        _fill_side_nb(st, quotes, out, row, timestamp, ASK, SELL, price, volume)
-    if bid_live:
-        _fill_side_nb(st, quotes, out, row, timestamp, BID, BUY, price, volume)
+    ask_hit = ask.live and price >= ask.price
+    bid_hit = bid.live and price <= bid.price  # read before the ask side fills (SPEC §3.4)
+    if ask_hit:
+        _fill_side_nb(st, bid, ask, out, row, timestamp, SELL, price, volume)
+    if bid_hit:
+        _fill_side_nb(st, bid, ask, out, row, timestamp, BUY, price, volume)

@@ -1,8 +1,12 @@
-"""The trading day of SPEC §3.2 steps 1-6: date change, end-of-day flatten, the trading window."""
+"""The trading day of SPEC §3.2 steps 1-6: date change, end-of-day flatten, the trading window.
+
+`session_step_nb` takes only the state record and scalars, so the per-row call stays cheap (a
+kernel helper that takes arrays costs a reference-count round trip on every call, which made the
+loop four times slower); the caller performs the flatten it asks for.
+"""
 
 from numba import njit
 
-from engine.accounting import flatten_nb
 from engine.book import clear_book_nb
 from engine.types import BID, NO_TIME, NS_PER_DAY, NS_PER_SECOND, TRADE
 
@@ -13,10 +17,15 @@ EOD_NS = (14 * 3600 + 55 * 60) * NS_PER_SECOND  # 14:55:00, end-of-day flatten t
 # Most rows fill at most three times: a v2.1 liquidation, then an ask and a bid quote fill.
 MAX_FILLS_PER_ROW = 3
 
+# What the session says about a row.
+SKIP = 0  # outside the window, or skipped while a flatten is pending
+IN_WINDOW = 1  # goes on to the book, the strategy and the fill model (steps 7-10)
+FLATTEN = 2  # close the whole position at this trade's price, then skip the row
+
 
 @njit(cache=True)
-def session_step_nb(st, quotes, out, row, timestamp, kind, price):
-    """Steps 1-6 of SPEC §3.2 for one row; True when the row goes on to the book and strategy."""
+def session_step_nb(st, timestamp, kind):
+    """Steps 1-6 of SPEC §3.2 for one row: SKIP, IN_WINDOW or FLATTEN."""
     day = timestamp // NS_PER_DAY
     time_of_day = timestamp - day * NS_PER_DAY
     # 1. The first row of a new calendar date empties the book (quotes and orders survive).
@@ -35,18 +44,17 @@ def session_step_nb(st, quotes, out, row, timestamp, kind, price):
         st.last_flatten_date = day
         if st.position != 0:
             if is_trade:
-                flatten_nb(st, quotes, out, row, timestamp, price)
-            else:
-                st.pending_flatten = True
-            return False
+                return FLATTEN
+            st.pending_flatten = True
+            return SKIP
     # 5. While a flatten is pending every row is skipped; the next trade closes the position.
     if st.pending_flatten:
         if is_trade:
-            flatten_nb(st, quotes, out, row, timestamp, price)
             st.pending_flatten = False
-        return False
+            return FLATTEN
+        return SKIP
     # 6. Only rows in [10:00, 14:45) touch the book, quotes and fills.
-    return WINDOW_START_NS <= time_of_day < WINDOW_END_NS
+    return IN_WINDOW if WINDOW_START_NS <= time_of_day < WINDOW_END_NS else SKIP
 
 
 @njit(cache=True)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from numba import njit
 
+from engine.accounting import flatten_nb
 from engine.book import apply_row_nb
-from engine.fills import reference_fill_nb
+from engine.fills import reaches_quote_nb, reference_fill_nb
 from engine.params import MarketMakingParams
 from engine.quoting import join_back_nb, seconds_since_nb, withdraw_nb
-from engine.session import MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
+from engine.session import FLATTEN, IN_WINDOW, MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
 from engine.types import ASK, BID, TRADE
 
 NAME = "v1_baseline"
@@ -50,7 +51,7 @@ def _refresh_side_nb(quote, price, ahead, size, params, now):
 
 
 @njit(cache=True)
-def quote_nb(st, quotes, params, now):
+def quote_nb(st, bid, ask, params, now):
     """Step 9 of SPEC §3.2 for v1; sides with an empty book side are left untouched."""
     has_bid = st.bid_price > 0
     has_ask = st.ask_price > 0
@@ -64,24 +65,27 @@ def quote_nb(st, quotes, params, now):
         max(0.0, min(params.quote_size_ask, float(int(max_pos + st.position)))) if has_ask else 0.0
     )
     if has_bid:
-        _refresh_side_nb(quotes[BID], st.bid_price, st.bid_qty, bid_size, params, now)
+        _refresh_side_nb(bid, st.bid_price, st.bid_qty, bid_size, params, now)
     if has_ask:
-        _refresh_side_nb(quotes[ASK], st.ask_price, st.ask_qty, ask_size, params, now)
+        _refresh_side_nb(ask, st.ask_price, st.ask_qty, ask_size, params, now)
 
 
 @njit(cache=True)
 def run_nb(timestamp, kind, price, volume, params, state, quotes, out, start):
     """SPEC §3.2 with v1 quoting over rows [start, n); returns where to resume (n when done)."""
-    st = state[0]
+    st, bid, ask = state[0], quotes[BID], quotes[ASK]
     for row in range(start, kind.shape[0]):
         if st.n_fills + MAX_FILLS_PER_ROW > out.shape[0]:
             return row  # output full: the caller grows it and resumes here
         now = timestamp[row]
-        if not session_step_nb(st, quotes, out, row, now, kind[row], price[row]):
+        step = session_step_nb(st, now, kind[row])
+        if step == FLATTEN:
+            flatten_nb(st, bid, ask, out, row, now, price[row])
+        if step != IN_WINDOW:
             continue
         apply_row_nb(st, kind[row], price[row], volume[row])
         count_row_nb(st, kind[row], price[row])
-        quote_nb(st, quotes, params, now)
-        if kind[row] == TRADE:
-            reference_fill_nb(st, quotes, out, row, now, price[row], volume[row])
+        quote_nb(st, bid, ask, params, now)
+        if kind[row] == TRADE and reaches_quote_nb(bid, ask, price[row]):
+            reference_fill_nb(st, bid, ask, out, row, now, price[row], volume[row])
     return kind.shape[0]

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 
 from numba import njit
 
-from engine.accounting import record_fill_nb
+from engine.accounting import flatten_nb, record_fill_nb
 from engine.book import apply_row_nb
-from engine.fills import reference_fill_nb
+from engine.fills import reaches_quote_nb, reference_fill_nb
 from engine.params import MarketMakingParams
-from engine.session import MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
+from engine.session import FLATTEN, IN_WINDOW, MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
 from engine.strategies.v2_price_follow_qty_cooldown import quote_nb
-from engine.types import BUY, SELL, TRADE
+from engine.types import ASK, BID, BUY, SELL, TRADE
 
 NAME = "v2_1_stop_loss"
 
@@ -24,7 +24,7 @@ class Params(MarketMakingParams):
 
 
 @njit(cache=True)
-def _check_trigger_nb(st, params):
+def check_trigger_nb(st, params):
     """SPEC §4.4-2: trigger when the mid-marked loss exceeds the threshold % of the cost basis."""
     if not (st.bid_price > 0 and st.ask_price > 0) or st.position == 0 or st.stop_side != 0:
         return
@@ -44,11 +44,8 @@ def _check_trigger_nb(st, params):
 
 
 @njit(cache=True)
-def stop_loss_nb(st, quotes, out, row, now, params):
-    """SPEC §4.4-2/3 between steps 8 and 9; False when quoting and fills are skipped on this row."""
-    _check_trigger_nb(st, params)
-    if st.stop_side == 0:
-        return True
+def liquidate_nb(st, bid, ask, out, row, now):
+    """SPEC §4.4-3 while a liquidation is pending; False when quoting and fills are skipped."""
     if st.stop_side == SELL:  # hit the bid, at most its displayed size
         touch, available = st.bid_price, st.bid_qty
     else:
@@ -56,7 +53,7 @@ def stop_loss_nb(st, quotes, out, row, now, params):
     if touch <= 0 or available <= 0:
         return False
     qty = int(min(float(st.stop_remaining), available))
-    record_fill_nb(st, quotes, out, row, now, st.stop_side, touch, qty)
+    record_fill_nb(st, bid, ask, out, row, now, st.stop_side, touch, qty)
     st.stop_remaining -= qty
     if st.stop_remaining == 0:
         st.stop_side = 0
@@ -67,18 +64,22 @@ def stop_loss_nb(st, quotes, out, row, now, params):
 @njit(cache=True)
 def run_nb(timestamp, kind, price, volume, params, state, quotes, out, start):
     """SPEC §3.2 with v2 quoting and the v2.1 stop over rows [start, n); returns where to resume."""
-    st = state[0]
+    st, bid, ask = state[0], quotes[BID], quotes[ASK]
     for row in range(start, kind.shape[0]):
         if st.n_fills + MAX_FILLS_PER_ROW > out.shape[0]:
             return row  # output full: the caller grows it and resumes here
         now = timestamp[row]
-        if not session_step_nb(st, quotes, out, row, now, kind[row], price[row]):
+        step = session_step_nb(st, now, kind[row])
+        if step == FLATTEN:
+            flatten_nb(st, bid, ask, out, row, now, price[row])
+        if step != IN_WINDOW:
             continue
         apply_row_nb(st, kind[row], price[row], volume[row])
         count_row_nb(st, kind[row], price[row])
-        if not stop_loss_nb(st, quotes, out, row, now, params):
+        check_trigger_nb(st, params)  # SPEC §4.4: between steps 8 and 9
+        if st.stop_side != 0 and not liquidate_nb(st, bid, ask, out, row, now):
             continue
-        quote_nb(st, quotes, params, now)
-        if kind[row] == TRADE:
-            reference_fill_nb(st, quotes, out, row, now, price[row], volume[row])
+        quote_nb(st, bid, ask, params, now)
+        if kind[row] == TRADE and reaches_quote_nb(bid, ask, price[row]):
+            reference_fill_nb(st, bid, ask, out, row, now, price[row], volume[row])
     return kind.shape[0]
