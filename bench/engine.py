@@ -110,7 +110,8 @@ def main() -> None:
 
             for ts, kind, price, volume in prepared:
                 state, quotes = new_state()
-                out = np.zeros(len(kind) // 2 + 1024, dtype=FILL_DTYPE).view(np.recarray)
+                capacity = 1024 + int(np.count_nonzero(kind == 2)) // 8  # as engine.backtest
+                out = np.empty(capacity, dtype=FILL_DTYPE).view(np.recarray)
                 strategy.run_nb(ts, kind, price, volume, params, state, quotes, out, 0)
 
         kernel_s = best(kernel_only, args.repeat)

@@ -49,15 +49,15 @@ def simulate(
     volume = np.nan_to_num(np.asarray(events.volume, dtype=np.float64), nan=0.0)
     state, quotes = new_state()
     if capacity is None:  # room for most runs; the kernel stops and resumes when it fills up
-        capacity = 1024 + int(np.count_nonzero(kind == TRADE)) // 8
-    out = np.zeros(capacity, dtype=FILL_DTYPE).view(np.recarray)
+        capacity = 1024 + int(np.count_nonzero(kind == TRADE)) // 2
+    out = np.empty(capacity, dtype=FILL_DTYPE).view(np.recarray)
     row, n = 0, len(kind)
     kernel_params = params.kernel()
     while True:
         row = run_nb(timestamp, kind, price, volume, kernel_params, state, quotes, out, row)
         if row >= n:
             break
-        bigger = np.zeros(2 * len(out) + MAX_FILLS_PER_ROW, dtype=FILL_DTYPE).view(np.recarray)
+        bigger = np.empty(2 * len(out) + MAX_FILLS_PER_ROW, dtype=FILL_DTYPE).view(np.recarray)
         bigger[: len(out)] = out
         out = bigger
     return Simulation(fills=out[: state[0].n_fills], state=state[0])
@@ -68,7 +68,7 @@ def trades_frame(events: Events, fills: np.recarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "seq": np.arange(1, len(fills) + 1, dtype=np.int64),
-            "timestamp": pd.to_datetime(events.timestamp_ns[fills.row]).astype("datetime64[ns]"),
+            "timestamp": events.timestamp_ns[fills.row].view("datetime64[ns]"),
             "side": np.where(fills.side == BUY, "buy", "sell"),
             "fill_price": fills.fill_price.astype(np.float64),
             "fill_qty": fills.fill_qty.astype(np.int64),
@@ -81,7 +81,10 @@ def trades_frame(events: Events, fills: np.recarray) -> pd.DataFrame:
 
 
 def _dates(timestamps_ns: np.ndarray) -> int:
-    return int(np.unique(timestamps_ns // NS_PER_DAY).size)
+    """How many calendar dates the timestamps touch (runs first: rows come nearly sorted)."""
+    days = timestamps_ns // NS_PER_DAY
+    runs = days[np.r_[True, days[1:] != days[:-1]]] if len(days) else days
+    return int(np.unique(runs).size)
 
 
 def run_security(
@@ -99,7 +102,11 @@ def run_security(
     unrealized = 0.0
     if state.position != 0 and not np.isnan(state.last_price):
         unrealized = (state.last_price - state.entry_price) * state.position
-    days = events.timestamp_ns // NS_PER_DAY
+    first_ns, last_ns = (
+        (events.timestamp_ns.min(), events.timestamp_ns.max()) if len(events) else (None, None)
+    )
+    daily = metrics.daily_pnl(trades)
+    realized = math.fsum(trades["realized_pnl"].tolist())
     summary = {
         "security": security,
         "strategy": strategy,
@@ -109,9 +116,9 @@ def run_security(
         "volume": int(trades["fill_qty"].sum()),
         "notional": float((trades["fill_price"] * trades["fill_qty"]).sum()),
         "final_position": int(state.position),
-        "realized_pnl": math.fsum(trades["realized_pnl"]),
+        "realized_pnl": realized,
         "unrealized_pnl": float(unrealized),
-        "total_pnl": math.fsum(trades["realized_pnl"]) + unrealized,
+        "total_pnl": realized + unrealized,
         "last_price": float(state.last_price),
         "rows_read": counts.rows_read,
         "rows_kept": counts.rows_kept,
@@ -124,16 +131,16 @@ def run_security(
         "dropped_nonpositive_price": counts.dropped_nonpositive_price,
         "market_dates": _dates(events.timestamp_ns[events.kind == TRADE]),
         "strategy_dates": _dates(events.timestamp_ns[sim.fills.row]),
-        "first_date": pd.Timestamp(int(days.min()) * NS_PER_DAY).date() if len(days) else None,
-        "last_date": pd.Timestamp(int(days.max()) * NS_PER_DAY).date() if len(days) else None,
+        "first_date": pd.Timestamp(first_ns).date() if first_ns is not None else None,
+        "last_date": pd.Timestamp(last_ns).date() if last_ns is not None else None,
         "stop_loss_triggers": int(state.stop_loss_triggers),
-        **metrics.trade_metrics(trades),
+        **metrics.trade_metrics(trades, daily),
     }
     return SecurityResult(
         security=security,
         strategy=strategy,
         params=params.as_dict(),
         trades=trades,
-        daily=metrics.daily_pnl(trades),
+        daily=daily,
         summary=summary,
     )
