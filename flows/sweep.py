@@ -36,9 +36,9 @@ from engine.sweep import (
 )
 from engine.types import Failure, SecurityResult
 from flows.runtime import DEFAULT_DATA, make_task_runner, store_path
-from tasks.backtest import prepare_data
+from tasks.backtest import prepare_data, store_results
 from tasks.report import report_or_none, write_sweep_report
-from tasks.sweep import run_sweep_cells, store_cell
+from tasks.sweep import run_sweep_cells
 
 
 def plan_cells(
@@ -127,7 +127,7 @@ def _store_batch(
             portfolio = metrics.portfolio_metrics(results)
             status = "completed" if not failures else ("partial" if results else "failed")
             run = _cell_run(context, cell, replace.get(cell) or new_run_id(), started, status)
-            store_cell(context["store"], run, results, failures, portfolio)
+            store_results(context["store"], run, results, failures, portfolio)
             run_ids.append(run.run_id)
             logger.info(
                 "stored %s as run %s in %.1f s: %d trades, total P&L %s, Sharpe %.3f",

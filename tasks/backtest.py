@@ -14,7 +14,7 @@ from engine.types import Failure, SecurityResult
 NOT_RETRIED = (InputError,)
 
 
-def _worth_retrying(task, task_run, state) -> bool:
+def worth_retrying(task, task_run, state) -> bool:
     """Retry condition: anything but bad input (a killed worker, a flaky disk, ...)."""
     exc = state.result(raise_on_failure=False)
     return not isinstance(exc, NOT_RETRIED)
@@ -33,7 +33,7 @@ def prepare_data(
     task_run_name="backtest-{security}",
     retries=2,
     retry_delay_seconds=1,
-    retry_condition_fn=_worth_retrying,
+    retry_condition_fn=worth_retrying,
     cache_policy=NO_CACHE,
 )
 def run_backtest(

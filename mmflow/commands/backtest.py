@@ -8,6 +8,7 @@ from pathlib import Path
 from engine.params import load_config, parse_overrides
 from engine.runner import run_backtest, summary_frame, total_line, write_outputs
 from engine.types import Failure
+from mmflow.commands.options import add_input, add_overrides
 from mmflow.console import console, fmt, progress, table
 
 SUMMARY_VIEW = [
@@ -25,30 +26,6 @@ SUMMARY_VIEW = [
 ]
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--data, --config, --set, --securities, --max-sheets: shared by backtest, run and sweep."""
-    parser.add_argument(
-        "--data",
-        required=True,
-        help="an .xlsx workbook, a folder of .parquet files, or one .parquet file",
-    )
-    parser.add_argument("--config", help="per-security JSON config in the reference shape")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter for every security (repeatable)",
-    )
-    parser.add_argument(
-        "--securities",
-        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        help="comma-separated security names (e.g. EMAAR,ALDAR)",
-    )
-    parser.add_argument("--max-sheets", type=int, help="only the first N sheets / files")
-
-
 def add_parser(subparsers) -> None:
     """Register `mmflow backtest`."""
     p = subparsers.add_parser(
@@ -59,7 +36,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--strategy", required=True, help="strategy name, e.g. v2_price_follow_qty_cooldown"
     )
-    add_data_arguments(p)
+    add_input(p)
+    add_overrides(p)
     p.add_argument(
         "--out", required=True, help="folder for <SECURITY>_trades.csv and backtest_summary.csv"
     )

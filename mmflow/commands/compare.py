@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from engine.compare import Comparison, compare_runs, write_csv
+from mmflow.commands.options import add_store
 from mmflow.console import console, table
 
 SUMMARY_VIEW = [
@@ -38,7 +39,7 @@ def add_parser(subparsers) -> None:
         metavar="FILE",
         help="write the summary to FILE and the per-security P&L to FILE_by_security.csv",
     )
-    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    add_store(p)
     p.add_argument(
         "--flow",
         action="store_true",

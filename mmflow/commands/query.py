@@ -13,6 +13,7 @@ import pandas as pd
 from rich.markup import escape
 
 from mmflow.cli import UserError
+from mmflow.commands.options import add_store
 from mmflow.console import console, table
 
 # Statement types that only read. MULTI is DuckDB's PIVOT/UNPIVOT (several reads); EXPLAIN
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("sql", help='one SQL statement, e.g. "SELECT * FROM v_run_summary LIMIT 5"')
     p.add_argument("--csv", action="store_true", help="print CSV to stdout instead of a table")
-    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    add_store(p)
     p.set_defaults(handler=run)
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from mmflow.cli import UserError
+from mmflow.commands.options import add_store
 from mmflow.console import console
 
 
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> None:
         metavar="FILE.html",
         help="where to write the report (default <store dir>/reports/run-<id>.html or sweep-<id>.html)",
     )
-    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    add_store(p)
     p.set_defaults(handler=run)
 
 

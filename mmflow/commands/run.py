@@ -9,8 +9,10 @@ import time
 import pandas as pd
 
 from engine.params import parse_overrides
+from engine.types import TRADE_COLUMNS
 from mmflow.cli import UserError
 from mmflow.commands.backtest import SUMMARY_VIEW
+from mmflow.commands.options import add_cluster, add_input, add_overrides, add_store
 from mmflow.console import console, fmt, table
 
 
@@ -24,36 +26,12 @@ def add_parser(subparsers) -> None:
         description=__doc__,
     )
     p.add_argument(
-        "--data",
-        default=str(DEFAULT_DATA),
-        help=f"workbook, Parquet folder or file (default {DEFAULT_DATA})",
-    )
-    p.add_argument(
         "--strategy", default=DEFAULT_STRATEGY, help=f"strategy name (default {DEFAULT_STRATEGY})"
     )
-    p.add_argument("--config", help="per-security JSON config in the reference shape")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter for every security (repeatable)",
-    )
-    p.add_argument(
-        "--securities",
-        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        help="comma-separated security names",
-    )
-    p.add_argument("--max-sheets", type=int, help="only the first N sheets / files")
-    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
-    p.add_argument(
-        "--dask-address",
-        help="existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: local cluster)",
-    )
-    p.add_argument(
-        "--workers", type=int, help="local cluster worker processes (default: one per core)"
-    )
+    add_input(p, data_default=str(DEFAULT_DATA))
+    add_overrides(p)
+    add_store(p)
+    add_cluster(p)
     p.add_argument(
         "--benchmark",
         action="store_true",
@@ -139,17 +117,7 @@ def _benchmark(kwargs: dict, summary: dict, flow_seconds: float) -> bool:
     expected = pd.concat(
         [r.trades.assign(security=r.security) for r in sequential.results], ignore_index=True
     )
-    columns = [
-        "security",
-        "seq",
-        "timestamp",
-        "side",
-        "fill_price",
-        "fill_qty",
-        "realized_pnl",
-        "position",
-        "pnl",
-    ]
+    columns = ["security", *TRADE_COLUMNS]
     stored = stored[columns].sort_values(["security", "seq"], ignore_index=True)
     expected = expected[columns].sort_values(["security", "seq"], ignore_index=True)
     identical = stored.equals(expected)

@@ -11,6 +11,7 @@ import pandas as pd
 from engine.params import load_config
 from engine.sweep import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES, expand_grid, parse_grid
 from mmflow.cli import UserError
+from mmflow.commands.options import add_cluster, add_input, add_store
 from mmflow.console import console, table
 
 TABLE_COLUMNS = [
@@ -50,23 +51,9 @@ def add_parser(subparsers) -> None:
         help="values of a parameter for every security, e.g. refill_interval_sec=5,10,30,60 "
         "(repeatable; one value = fixed; a strategy without KEY is not swept over it)",
     )
-    p.add_argument(
-        "--data",
-        required=True,
-        help="an .xlsx workbook, a folder of .parquet files, or one .parquet file",
-    )
-    p.add_argument("--config", help="per-security JSON config in the reference shape")
-    p.add_argument(
-        "--securities",
-        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        help="comma-separated security names",
-    )
-    p.add_argument("--max-sheets", type=int, help="only the first N sheets / files")
-    p.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
-    p.add_argument("--dask-address", help="existing Dask scheduler (default: local cluster)")
-    p.add_argument(
-        "--workers", type=int, help="local cluster worker processes (default: one per core)"
-    )
+    add_input(p)
+    add_store(p)
+    add_cluster(p)
     p.add_argument(
         "--fresh", action="store_true", help="recompute every cell, even those already stored"
     )
