@@ -9,19 +9,10 @@ publish `headline` as a markdown artifact and link the file.
 
 from __future__ import annotations
 
-import html
 import json
-import math
-import re
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
-from plotly.subplots import make_subplots
 
 from engine.report.figures import (
     MAX_POINTS,
