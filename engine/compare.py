@@ -21,13 +21,8 @@ import pandas as pd
 
 from engine.store import StoreError, connect
 
-SUMMARY_COLUMNS = (
-    "run_id",
-    "strategy",
-    "parameters",
-    "status",
-    "securities_ok",
-    "securities_failed",
+# A run's portfolio figures, as compared across strategies and parameters.
+RUN_FIGURES = (
     "trades",
     "total_pnl",
     "sharpe_ratio",
@@ -35,6 +30,15 @@ SUMMARY_COLUMNS = (
     "max_drawdown_pct",
     "win_rate",
     "profit_factor",
+)
+SUMMARY_COLUMNS = (
+    "run_id",
+    "strategy",
+    "parameters",
+    "status",
+    "securities_ok",
+    "securities_failed",
+    *RUN_FIGURES,
 )
 _RUN_COLUMNS = ", ".join(c for c in SUMMARY_COLUMNS if c != "parameters")
 _LIST_RUNS = 'mmflow query "SELECT run_id, sweep_id, strategy, params FROM v_run_summary"'
@@ -208,8 +212,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> str:
-    """A number for a Markdown table: thousands separators, 2 decimals; blank when missing."""
+def format_value(value: Any) -> str:
+    """A value for people: thousands separators, 2 decimals for floats; blank when missing."""
     value = _plain(value)
     if value is None:
         return ""
@@ -219,7 +223,12 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.2f}"
-    return str(value).replace("|", "\\|")
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A value for a Markdown table cell."""
+    return format_value(value).replace("|", "\\|")
 
 
 def markdown_table(frame: pd.DataFrame, index: str | None = None) -> str:

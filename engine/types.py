@@ -107,6 +107,19 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
 )
 SUMMARY_COLUMNS = tuple(name for name, _ in SUMMARY_FIELDS)
 
+# The figures a person looks at first, in tables and artifacts.
+KEY_FIGURES = (
+    "security",
+    "trades",
+    "volume",
+    "final_position",
+    "realized_pnl",
+    "total_pnl",
+    "sharpe_ratio",
+    "max_drawdown",
+    "win_rate",
+)
+
 DAILY_COLUMNS = ("date", "realized_pnl", "cumulative_pnl", "trades")
 
 

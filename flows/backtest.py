@@ -18,22 +18,10 @@ from engine.lineage import code_version
 from engine.params import config_hash, load_config, resolve_params
 from engine.report import headline
 from engine.store import RunRecord, new_run_id
-from engine.types import Failure, SecurityResult
+from engine.types import KEY_FIGURES, Failure, SecurityResult
 from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY, make_task_runner, store_path
 from tasks.backtest import prepare_data, run_backtest, store_results
 from tasks.report import report_or_none, write_run_report
-
-ARTIFACT_COLUMNS = (
-    "security",
-    "trades",
-    "volume",
-    "final_position",
-    "realized_pnl",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "win_rate",
-)
 
 
 def _attempts(task_run_id) -> int:
@@ -138,7 +126,7 @@ def publish_artifacts(
 ) -> None:
     """A summary table and the headline with the report's path (and any failures), on the
     flow run in the UI."""
-    rows = [{k: r.summary[k] for k in ARTIFACT_COLUMNS} for r in results]
+    rows = [{k: r.summary[k] for k in KEY_FIGURES} for r in results]
     create_table_artifact(
         key="backtest-summary", table=rows, description=f"Run {run_id}: per-security results"
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from engine.compare import format_value
 
 # Wide enough for the summary tables when output goes to a file or CI log (rich assumes 80).
 console = Console(stderr=False, width=None if Console().is_terminal else 160)
@@ -17,15 +18,7 @@ err_console = Console(stderr=True)
 
 def fmt(value) -> str:
     """A number for people: thousands separators, 2 decimals for floats, blanks for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+    return format_value(value)
 
 
 def table(

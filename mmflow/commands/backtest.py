@@ -7,23 +7,11 @@ from pathlib import Path
 
 from engine.params import load_config, parse_overrides
 from engine.runner import run_backtest, summary_frame, total_line, write_outputs
-from engine.types import Failure
+from engine.types import KEY_FIGURES, Failure
 from mmflow.commands.options import add_input, add_overrides
 from mmflow.console import console, fmt, progress, table
 
-SUMMARY_VIEW = [
-    "security",
-    "trades",
-    "volume",
-    "final_position",
-    "realized_pnl",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "win_rate",
-    "rows_kept",
-    "status",
-]
+SUMMARY_VIEW = [*KEY_FIGURES, "rows_kept", "status"]
 
 
 def add_parser(subparsers) -> None:

@@ -7,22 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from engine.compare import Comparison, compare_runs, write_csv
+from engine.compare import RUN_FIGURES, Comparison, compare_runs, write_csv
 from mmflow.commands.options import add_store
 from mmflow.console import console, table
 
-SUMMARY_VIEW = [
-    "label",
-    "status",
-    "trades",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "win_rate",
-    "profit_factor",
-    "run_id",
-]
+SUMMARY_VIEW = ["label", "status", *RUN_FIGURES, "run_id"]
 
 
 def add_parser(subparsers) -> None:

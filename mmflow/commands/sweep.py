@@ -8,24 +8,14 @@ import argparse
 
 import pandas as pd
 
+from engine.compare import RUN_FIGURES
 from engine.params import load_config
 from engine.sweep import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES, expand_grid, parse_grid
 from mmflow.cli import UserError
 from mmflow.commands.options import add_cluster, add_input, add_store
 from mmflow.console import console, table
 
-TABLE_COLUMNS = [
-    "cell",
-    "status",
-    "trades",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "win_rate",
-    "profit_factor",
-    "this_run",
-]
+TABLE_COLUMNS = ["cell", "status", *RUN_FIGURES, "this_run"]
 
 
 def add_parser(subparsers) -> None:
