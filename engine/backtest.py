@@ -45,8 +45,9 @@ def simulate(
     timestamp = np.ascontiguousarray(events.timestamp_ns, dtype=np.int64)
     kind = np.ascontiguousarray(events.kind, dtype=np.int8)
     price = np.ascontiguousarray(events.price, dtype=np.float64)
-    # A NaN size is "no size": it empties a book side exactly as 0 does (SPEC §2-2).
-    volume = np.nan_to_num(np.asarray(events.volume, dtype=np.float64), nan=0.0)
+    # A NaN size is "no size": `volume > 0` is false, so it empties a book side exactly as 0
+    # does (SPEC §2-2), and a NaN print fills nothing (engine/fills.py).
+    volume = np.ascontiguousarray(events.volume, dtype=np.float64)
     state, quotes = new_state()
     if capacity is None:  # room for most runs; the kernel stops and resumes when it fills up
         capacity = 1024 + int(np.count_nonzero(kind == TRADE)) // 2

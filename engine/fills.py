@@ -12,7 +12,7 @@ from engine.types import BUY, SELL
 def _fill_side_nb(st, bid, ask, out, row, timestamp, side, price, volume):
     """Queue logic for one live side: the print first eats `ahead_qty`, then our remaining size."""
     quote = bid if side == BUY else ask
-    print_left = int(volume)
+    print_left = int(volume) if volume == volume else 0  # a NaN size fills nothing
     consumed_ahead = min(quote.ahead_qty, print_left)
     quote.ahead_qty -= consumed_ahead
     print_left -= consumed_ahead

@@ -11,6 +11,7 @@ whole workbook, so the other securities stay usable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -83,7 +84,13 @@ def default_cache_dir(workbook: str | Path) -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file's bytes."""
+    """sha256 hex digest of a file's bytes (remembered while its size and mtime are unchanged)."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
