@@ -13,15 +13,6 @@ from engine.types import Failure
 
 STRATEGIES = ("v1_baseline", "v2_price_follow_qty_cooldown")
 START = dt.datetime(2026, 11, 28, 8, 15)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def record(run_id: str, strategy: str, data, **changes) -> RunRecord:
@@ -76,13 +67,11 @@ def store(tmp_path_factory, shared_data):
 
 
 @pytest.fixture(scope="module")
-def browser(chromium_path):
+def browser(chromium_launch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(chromium_path), args=CHROMIUM_ARGS
-        )
+        chromium = playwright.chromium.launch(**chromium_launch)
         yield chromium
         chromium.close()
 

@@ -30,15 +30,6 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent  # the venv's console scripts: mmflow
 STRATEGY = "v2_price_follow_qty_cooldown"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 # ---- processes ---------------------------------------------------------------------------------
@@ -183,10 +174,10 @@ def served(tmp_path_factory, shared_data, chromium_path, playwright_api):
 
 
 @pytest.fixture(scope="module")
-def page(served, chromium_path, playwright_api):
+def page(served, chromium_launch, playwright_api):
     """A headless Chromium tab."""
     with playwright_api() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(**chromium_launch)
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1000})
             tab.set_default_timeout(60_000)
