@@ -236,6 +236,13 @@ def test_a_quick_run_from_the_ui_completes_and_its_results_reach_the_store(
     assert run["deployment_id"] == deployment["id"]
     assert run["parameters"]["strategies"] == [STRATEGY]
 
+    # Logs reach the API a moment after the state (the runner ships them in batches): wait for
+    # the last line before reloading, so the page shows it without polling.
+    def final_log_stored():
+        logs = api(url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+        return any("Finished in state" in entry["message"] for entry in logs) or None
+
+    wait_until("the run's final log line", final_log_stored, 60, served["processes"])
     page.reload()
     page.get_by_text("Completed").first.wait_for()
     page.get_by_text("Finished in state Completed()").first.wait_for()  # the run's logs
