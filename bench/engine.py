@@ -29,9 +29,9 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "parquet"
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from engine import strategies
-from engine.backtest import simulate
-from engine.data import open_data
+from engine.sim import strategies
+from engine.sim.backtest import simulate
+from engine.data.source import open_data
 t1 = time.perf_counter()
 source = open_data(sys.argv[1], securities=[sys.argv[2]])
 events, _ = source.load(sys.argv[2])
@@ -75,10 +75,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from engine import strategies
-    from engine.backtest import simulate
-    from engine.data import open_data
+    from engine.data.source import open_data
     from engine.runner import run_backtest, write_outputs
+    from engine.sim import strategies
+    from engine.sim.backtest import simulate
     from engine.types import new_state
 
     source = open_data(args.data)
@@ -110,7 +110,7 @@ def main() -> None:
 
             for ts, kind, price, volume in prepared:
                 state, quotes = new_state()
-                capacity = 1024 + int(np.count_nonzero(kind == 2)) // 8  # as engine.backtest
+                capacity = 1024 + int(np.count_nonzero(kind == 2)) // 8  # as engine.sim.backtest
                 out = np.empty(capacity, dtype=FILL_DTYPE).view(np.recarray)
                 strategy.run_nb(ts, kind, price, volume, params, state, quotes, out, 0)
 

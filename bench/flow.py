@@ -94,7 +94,7 @@ def same_trades(store: str, run_id: str, run) -> tuple[bool, int]:
     """Whether the stored trades equal the sequential run's, and how many there are."""
     import pandas as pd
 
-    from engine.store import read_trades
+    from engine.results.store import read_trades
     from engine.types import TRADE_COLUMNS
 
     stored = read_trades(store, run_id)

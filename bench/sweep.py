@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
 
 def baseline(data: str) -> float:
     """Seconds for the same cells in one process: each security loaded once, all cells run."""
-    from engine.data import open_data
+    from engine.data.source import open_data
     from engine.sweep import expand_grid, run_cells
 
     source = open_data(data)

@@ -100,7 +100,7 @@ def _absolute(value: object, key: str, where: str) -> str:
 
 
 def _strategies(value: object, where: str) -> tuple[str, ...]:
-    from engine import strategies
+    from engine.sim import strategies
 
     if isinstance(value, str):
         value = [value]

@@ -15,11 +15,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine import metrics, strategies
-from engine.backtest import run_security
-from engine.data import DataSource, InputError, open_data
-from engine.params import resolve_params
-from engine.types import SUMMARY_COLUMNS, TRADE_COLUMNS, Failure, SecurityResult
+from engine.data.source import DataSource, InputError, open_data
+from engine.params import MarketMakingParams, resolve_params
+from engine.results import metrics
+from engine.results.summary import summarise
+from engine.sim import strategies
+from engine.sim.backtest import simulate
+from engine.types import (
+    SUMMARY_COLUMNS,
+    TRADE_COLUMNS,
+    Events,
+    Failure,
+    RowCounts,
+    SecurityResult,
+)
 
 CSV_TRADE_COLUMNS = [c for c in TRADE_COLUMNS if c != "seq"]
 
@@ -38,6 +47,17 @@ class BacktestRun:
     def portfolio(self) -> dict:
         """All-security metrics on the time-ordered combined daily curve (SPEC §0)."""
         return metrics.portfolio_metrics(self.results)
+
+
+def run_security(
+    security: str,
+    strategy: str,
+    events: Events,
+    params: MarketMakingParams,
+    counts: RowCounts | None = None,
+) -> SecurityResult:
+    """Simulate one security's events and summarise the result (SPEC §3-§5)."""
+    return summarise(security, strategy, events, params, simulate(strategy, events, params), counts)
 
 
 def backtest_security(

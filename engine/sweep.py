@@ -18,11 +18,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from engine import strategies
-from engine.backtest import run_security
-from engine.compare import number
-from engine.data import DataSource
+from engine.data.source import DataSource
 from engine.params import ConfigError, config_hash, param_names, parse_value, resolve_params
+from engine.results.compare import number
+from engine.runner import run_security
+from engine.sim import strategies
 from engine.types import SecurityResult
 
 DEFAULT_STRATEGIES = ("v2_price_follow_qty_cooldown", "v2_1_stop_loss")

@@ -12,12 +12,13 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from engine import metrics, strategies
-from engine.data import DataSource
+from engine.data.source import DataSource
 from engine.lineage import code_version
 from engine.params import config_hash, load_config, resolve_params
-from engine.report import headline
-from engine.store import RunRecord, new_run_id
+from engine.results import metrics
+from engine.results.report import headline
+from engine.results.store import RunRecord, new_run_id
+from engine.sim import strategies
 from engine.types import KEY_FIGURES, Failure, SecurityResult
 from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY, make_task_runner, store_path
 from tasks.backtest import prepare_data, run_backtest, store_results

@@ -1,7 +1,7 @@
 """The `compare` flow: stored runs side by side (explicit run ids, a sweep, or the latest sweep),
 published as a Prefect table artifact and a Markdown report, optionally written as CSV.
 
-The work is `engine.compare` (plain SQL over the store); this flow exists so the comparison can be
+The work is `engine.results.compare` (plain SQL over the store); this flow exists so the comparison can be
 deployed and run from the UI. `mmflow compare` calls the engine directly by default, because
 starting a temporary Prefect server would cost ~20 s for a read that takes well under a second.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from engine.compare import compare_runs, markdown, records, write_csv
+from engine.results.compare import compare_runs, markdown, records, write_csv
 from flows.runtime import store_path
 
 

@@ -7,7 +7,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed
 
-from engine import strategies as registry
+from engine.sim import strategies as registry
 from flows.backtest import backtest
 from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY, store_path
 

@@ -19,11 +19,11 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from engine import metrics
-from engine.compare import compare_runs, records
 from engine.lineage import code_version
 from engine.params import load_config
-from engine.store import RunRecord, connect, new_run_id, read_sweep_cells
+from engine.results import metrics
+from engine.results.compare import compare_runs, records
+from engine.results.store import RunRecord, connect, new_run_id, read_sweep_cells
 from engine.sweep import (
     DEFAULT_BATCH_CELLS,
     DEFAULT_STRATEGIES,

@@ -28,13 +28,13 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    from engine.data import InputError
+    from engine.data.source import InputError
     from engine.params import ConfigError
-    from engine.strategies import UnknownStrategyError
+    from engine.sim.strategies import UnknownStrategyError
 
     types: list[type[BaseException]] = [UserError, InputError, ConfigError, UnknownStrategyError]
     try:
-        from engine.store import StoreError
+        from engine.results.store import StoreError
 
         types.append(StoreError)
     except ImportError:  # pragma: no cover - the store is optional for the engine commands

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.compare import format_value
+from engine.results.compare import format_value
 
 # Wide enough for the summary tables when output goes to a file or CI log (rich assumes 80).
 console = Console(stderr=False, width=None if Console().is_terminal else 160)

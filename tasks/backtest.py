@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from engine import store as results_store
-from engine.data import DataSource, InputError, open_data
+from engine.data.source import DataSource, InputError, open_data
+from engine.results import store as results_store
 from engine.runner import backtest_security
 from engine.types import Failure, SecurityResult
 

@@ -1,4 +1,4 @@
-"""Prefect tasks that write HTML reports next to the store (engine/report.py does the work)."""
+"""Prefect tasks that write HTML reports next to the store (engine/results/report.py does the work)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from engine import report
+from engine.results import report
 
 
 @task(name="write-run-report", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

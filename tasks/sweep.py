@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from engine.data import DataSource
+from engine.data.source import DataSource
 from engine.sweep import Cell, run_cells
 from engine.types import SecurityResult
 from tasks.backtest import worth_retrying

@@ -21,7 +21,13 @@ _BASE = Path(tempfile.mkdtemp(prefix="mmflow-tests-"))
 os.environ["TMPDIR"] = str(_BASE)  # harness DB, Dask scratch, runner storage
 tempfile.tempdir = None
 os.environ["PREFECT_HOME"] = str(_BASE / "prefect-home")
-for _key in ("PREFECT_API_URL", "PREFECT_PROFILE", "MMFLOW_STORE", "MMFLOW_DASK_ADDRESS", "MMFLOW_WORKERS"):
+for _key in (
+    "PREFECT_API_URL",
+    "PREFECT_PROFILE",
+    "MMFLOW_STORE",
+    "MMFLOW_DASK_ADDRESS",
+    "MMFLOW_WORKERS",
+):
     os.environ.pop(_key, None)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the backtest, write the files, print the summary; exit 1 if any security failed."""
     config = load_config(args.config)
     overrides = parse_overrides(args.overrides)
-    from engine.data import open_data
+    from engine.data.source import open_data
 
     source = open_data(args.data, securities=args.securities, max_sheets=args.max_sheets)
     with progress(len(source.securities), f"{args.strategy}") as bar:

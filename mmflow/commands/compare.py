@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.compare import RUN_FIGURES, Comparison, compare_runs, write_csv
+from engine.results.compare import RUN_FIGURES, Comparison, compare_runs, write_csv
 from mmflow.commands.options import add_store
 from mmflow.console import console, table
 

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert (or reuse an up-to-date cache) and print what each sheet gave; exit 1 on bad sheets."""
-    from engine.parquet import ensure_cache
+    from engine.data.parquet import ensure_cache
 
     started = time.perf_counter()
     manifest = ensure_cache(args.workbook, args.out)

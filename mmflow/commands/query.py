@@ -59,7 +59,7 @@ def check_read_only(sql: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Check, run on a read-only connection, print."""
-    from engine.store import query
+    from engine.results.store import query
     from flows.runtime import store_path
 
     sql = check_read_only(args.sql)

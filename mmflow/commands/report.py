@@ -40,8 +40,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and print where it is."""
-    from engine.report import write_run_report, write_sweep_report
-    from engine.store import latest_run_id
+    from engine.results.report import write_run_report, write_sweep_report
+    from engine.results.store import latest_run_id
     from flows.runtime import store_path
 
     store = store_path(args.store)

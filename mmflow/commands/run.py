@@ -72,7 +72,7 @@ def run_flow(kwargs: dict) -> tuple[dict, float]:
 
 
 def _print_run(summary: dict) -> None:
-    from engine.store import query
+    from engine.results.store import query
 
     frame = query(
         summary["store"], f"SELECT * FROM security_results WHERE run_id = '{summary['run_id']}'"
@@ -100,8 +100,8 @@ def _print_run(summary: dict) -> None:
 def _benchmark(kwargs: dict, summary: dict, flow_seconds: float) -> bool:
     """Run the same work in-process and compare every trade with what the flow stored."""
     from engine.params import load_config
+    from engine.results.store import read_trades
     from engine.runner import run_backtest
-    from engine.store import read_trades
 
     started = time.perf_counter()
     sequential = run_backtest(

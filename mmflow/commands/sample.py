@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the workbook (openpyxl writes about 4-8k rows/s: the default takes about a minute)."""
-    from engine.sample import write_sample_workbook
+    from engine.data.sample import write_sample_workbook
 
     started = time.perf_counter()
     path = write_sample_workbook(

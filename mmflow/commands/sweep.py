@@ -8,8 +8,8 @@ import argparse
 
 import pandas as pd
 
-from engine.compare import RUN_FIGURES
 from engine.params import load_config
+from engine.results.compare import RUN_FIGURES
 from engine.sweep import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES, expand_grid, parse_grid
 from mmflow.cli import UserError
 from mmflow.commands.options import add_cluster, add_input, add_store

@@ -14,7 +14,7 @@ import pytest
 
 from deployments.definitions import BACKTEST, COMPARE, NIGHTLY, SWEEP, build_deployments
 from deployments.settings import SettingsError, load_settings
-from engine.store import query
+from engine.results.store import query
 from mmflow.cli import main
 
 STRATEGIES = ["v1_baseline", "v2_price_follow_qty_cooldown"]

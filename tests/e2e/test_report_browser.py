@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from engine.report import write_run_report, write_sweep_report
+from engine.results.report import write_run_report, write_sweep_report
+from engine.results.store import RunRecord, write_run
 from engine.runner import run_backtest
-from engine.store import RunRecord, write_run
 from engine.types import Failure
 
 STRATEGIES = ("v1_baseline", "v2_price_follow_qty_cooldown")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from deployments.definitions import NIGHTLY
-from engine.store import query
+from engine.results.store import query
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import metrics
-from engine.compare import (
+from engine.results import metrics
+from engine.results.compare import (
     compare_runs,
     markdown,
     markdown_table,
@@ -19,7 +19,7 @@ from engine.compare import (
     select_runs,
     write_csv,
 )
-from engine.store import RunRecord, StoreError, write_run
+from engine.results.store import RunRecord, StoreError, write_run
 from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
 
 V2 = "v2_price_follow_qty_cooldown"

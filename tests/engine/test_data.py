@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.data import InputError, normalise, open_data
+from engine.data.source import InputError, normalise, open_data
+from engine.data.workbook import open_workbook, read_sheet
 from engine.types import ASK, BID, TRADE, Events, RowCounts
-from engine.workbook import open_workbook, read_sheet
 
 SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
 PARQUET = SHARED / "data" / "parquet"

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import tick
 
-from engine import strategies
-from engine.backtest import simulate
+from engine.sim import strategies
+from engine.sim.backtest import simulate
 from engine.types import KIND_NAMES, Events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,8 +65,8 @@ CHILD = textwrap.dedent(
     """
     import pickle, sys
     import numpy as np
-    from engine import strategies
-    from engine.backtest import simulate
+    from engine.sim import strategies
+    from engine.sim.backtest import simulate
     from engine.types import Events
 
     def as_array(records):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import strategies
-from engine.data import open_data
+from engine.data.source import open_data
 from engine.params import load_config, resolve_params
 from engine.runner import backtest_security, write_trades_csv
+from engine.sim import strategies
 
 CONFIGS = {
     "v1_baseline": "v1_baseline_config.json",
@@ -187,7 +187,7 @@ def test_emaar_v2_unrealized_at_last_in_window_trade(shared_data, tmp_path):
 def test_resuming_the_kernel_does_not_change_fills(shared_data):
     """SPEC §1.7: state persists across pieces of work, so results do not depend on chunking.
     The kernel stops when its output is full and resumes from the same row with the same state."""
-    from engine.backtest import simulate
+    from engine.sim.backtest import simulate
 
     events, _ = open_data(shared_data / "parquet" / "modon.parquet").load("MODON")
     params = resolve_params(

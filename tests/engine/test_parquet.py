@@ -12,15 +12,15 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
-from engine import parquet
-from engine.parquet import (
+from engine.data import parquet
+from engine.data.parquet import (
     MANIFEST_NAME,
     convert_workbook,
     default_cache_dir,
     ensure_cache,
     read_manifest,
 )
-from engine.workbook import CACHE_SCHEMA, InputError
+from engine.data.workbook import CACHE_SCHEMA, InputError
 
 SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
 SYNTHETIC = SHARED / "data" / "xlsx" / "Synthetic_3x5k.xlsx"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import strategies
-from engine.backtest import simulate
+from engine.sim import strategies
+from engine.sim.backtest import simulate
 from engine.types import BUY, NS_PER_DAY, NS_PER_SECOND, TRADE, Events
 
 STRATEGIES = ("v1_baseline", "v2_price_follow_qty_cooldown", "v2_1_stop_loss")

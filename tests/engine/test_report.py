@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import metrics
-from engine.report import (
+from engine.results import metrics
+from engine.results.report import (
     MAX_POINTS,
     decimate,
     default_report_path,
@@ -21,8 +21,8 @@ from engine.report import (
     write_run_report,
     write_sweep_report,
 )
+from engine.results.store import RunRecord, StoreError, query, read_run, write_run
 from engine.runner import run_backtest
-from engine.store import RunRecord, StoreError, query, read_run, write_run
 from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
 from mmflow.cli import main
 

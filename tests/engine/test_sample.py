@@ -7,8 +7,8 @@ from datetime import datetime, time
 import numpy as np
 import python_calamine as calamine
 
-from engine.data import open_data
-from engine.sample import write_sample_workbook
+from engine.data.sample import write_sample_workbook
+from engine.data.source import open_data
 from engine.types import TRADE
 
 

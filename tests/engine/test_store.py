@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import store
-from engine.store import (
+from engine.results import store
+from engine.results.store import (
     RunRecord,
     StoreError,
     StoreLockedError,

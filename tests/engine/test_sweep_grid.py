@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.data import open_data
+from engine.data.source import open_data
 from engine.params import ConfigError, config_hash
 from engine.runner import backtest_security
-from engine.strategies import UnknownStrategyError
+from engine.sim.strategies import UnknownStrategyError
 from engine.sweep import (
     Cell,
     batches,

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from openpyxl.cell import WriteOnlyCell
 
-from engine.workbook import (
+from engine.data.workbook import (
     CACHE_SCHEMA,
     InputError,
     open_workbook,

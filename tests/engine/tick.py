@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine import strategies
-from engine.backtest import simulate
+from engine.sim import strategies
+from engine.sim.backtest import simulate
 from engine.types import KIND_NAMES, NS_PER_DAY, SELL, Events
 
 DEFAULT_DATE = "2025-04-14"

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from engine.data import DataSource, open_data
+from engine.data.source import DataSource, open_data
 
 FAIL_ONCE = "fail-once"  # OSError on the first attempt, then loads normally
 ALWAYS_OSERROR = "always-oserror"  # OSError on every attempt: retried until retries run out

@@ -32,8 +32,8 @@ import pytest
 import flows.backtest
 import tasks.backtest
 from engine.params import load_config
+from engine.results.store import StoreLockedError, query, read_run, read_trades
 from engine.runner import BacktestRun, run_backtest
-from engine.store import StoreLockedError, query, read_run, read_trades
 from engine.types import TRADE_COLUMNS
 from flows.backtest import backtest
 

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from engine import metrics
-from engine.store import RunRecord, write_run
+from engine.results import metrics
+from engine.results.store import RunRecord, write_run
 from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, SecurityResult
 from flows.compare import compare
 

@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from engine import store as results_store
+from engine.results import store as results_store
+from engine.results.store import connect, query, read_trades
 from engine.runner import run_backtest
-from engine.store import connect, query, read_trades
 from flows.sweep import plan_cells, stored_cells, sweep
 
 V2 = "v2_price_follow_qty_cooldown"

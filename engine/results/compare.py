@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.store import StoreError, connect
+from engine.results.store import StoreError, connect
 
 # A run's portfolio figures, as compared across strategies and parameters.
 RUN_FIGURES = (

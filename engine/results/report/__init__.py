@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.report.figures import (
+from engine.results.report.figures import (
     MAX_POINTS,
     _heatmap,
     _metrics_figure,
@@ -23,7 +23,7 @@ from engine.report.figures import (
     _security_figure,
     decimate,
 )
-from engine.report.page import (
+from engine.results.report.page import (
     _anchor,
     _cells_section,
     _failures_section,
@@ -41,7 +41,7 @@ from engine.report.page import (
     _sweep_header,
     _write_html,
 )
-from engine.store import StoreError, connect, read_run
+from engine.results.store import StoreError, connect, read_run
 
 __all__ = [
     "MAX_POINTS",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from engine.report.figures import PLOT_CONFIG
+from engine.results.report.figures import PLOT_CONFIG
 
 # ---- HTML pieces ------------------------------------------------------------------------------
 

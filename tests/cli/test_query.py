@@ -8,7 +8,7 @@ import io
 import pandas as pd
 import pytest
 
-from engine.store import RunRecord, query, write_run
+from engine.results.store import RunRecord, query, write_run
 from mmflow.cli import main
 from mmflow.commands.query import check_read_only
 

@@ -4,7 +4,7 @@ through our price, and the book never depleted by our fills."""
 
 from numba import njit
 
-from engine.accounting import record_fill_nb
+from engine.sim.accounting import record_fill_nb
 from engine.types import BUY, SELL
 
 

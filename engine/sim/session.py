@@ -7,7 +7,7 @@ loop four times slower); the caller performs the flatten it asks for.
 
 from numba import njit
 
-from engine.book import clear_book_nb
+from engine.sim.book import clear_book_nb
 from engine.types import BID, NO_TIME, NS_PER_DAY, NS_PER_SECOND, TRADE
 
 WINDOW_START_NS = 10 * 3600 * NS_PER_SECOND  # 10:00:00, first in-window time (SPEC §3.2-6)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from numba import njit
 
-from engine.accounting import flatten_nb
-from engine.book import apply_row_nb
-from engine.fills import reaches_quote_nb, reference_fill_nb
 from engine.params import MarketMakingParams
-from engine.quoting import join_back_nb, seconds_since_nb, withdraw_nb
-from engine.session import FLATTEN, IN_WINDOW, MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
+from engine.sim.accounting import flatten_nb
+from engine.sim.book import apply_row_nb
+from engine.sim.fills import reaches_quote_nb, reference_fill_nb
+from engine.sim.quoting import join_back_nb, seconds_since_nb, withdraw_nb
+from engine.sim.session import FLATTEN, IN_WINDOW, MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
 from engine.types import ASK, BID, TRADE
 
 NAME = "v1_baseline"

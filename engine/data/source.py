@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engine.parquet import SheetEntry, ensure_cache, file_sha256
-from engine.types import ASK, BID, TRADE, Events, RowCounts
-from engine.workbook import (
+from engine.data.parquet import SheetEntry, ensure_cache, file_sha256
+from engine.data.workbook import (
     FIRST_DATA_ROW,
     WORKBOOK_SUFFIXES,
     InputError,
@@ -29,6 +28,7 @@ from engine.workbook import (
     security_name,
     sheet_names,
 )
+from engine.types import ASK, BID, TRADE, Events, RowCounts
 
 __all__ = ["DataSource", "InputError", "normalise", "open_data"]
 

@@ -234,7 +234,7 @@ def _add_summary_columns(con: duckdb.DuckDBPyConnection) -> None:
         elif existing[name] != type_:
             raise StoreError(
                 f"security_results.{name} is {existing[name]} in the store but {type_} in "
-                "SUMMARY_FIELDS; add a migration to engine/store.py that converts it"
+                "SUMMARY_FIELDS; add a migration to engine/results/store.py that converts it"
             )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from engine.workbook import InputError, open_workbook, read_sheet, security_name, sheet_names
+from engine.data.workbook import InputError, open_workbook, read_sheet, security_name, sheet_names
 
 try:
     import fcntl

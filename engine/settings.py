@@ -1,0 +1,72 @@
+"""Every `MMFLOW_*` environment variable and its default, in one place.
+
+Side-effect free: importing this module reads nothing and sets nothing; each function reads the
+environment when called, so tests and the CLI can change it between calls. The README's
+"Settings" table lists the same names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+DEFAULT_STORE = Path("data") / "mmflow.duckdb"
+DEFAULT_DATA = Path("data") / "sample.xlsx"
+DEFAULT_STRATEGY = "v2_price_follow_qty_cooldown"
+STORE_CONCURRENCY_LIMIT = "mmflow-store"  # the Prefect global concurrency limit around writes
+
+# name: what it sets (the README's table is generated from the same words)
+VARIABLES = {
+    "MMFLOW_STORE": "the DuckDB results store (default data/mmflow.duckdb)",
+    "MMFLOW_DATA": "the default --data of run/sweep (default data/sample.xlsx)",
+    "MMFLOW_WORKERS": "worker processes of the local Dask cluster (default: one per core)",
+    "MMFLOW_DASK_ADDRESS": "an existing Dask scheduler, e.g. tcp://10.0.0.5:8786",
+    "MMFLOW_TASK_RUNNER": "`threads` swaps Dask for Prefect's thread pool (tests, debugging)",
+    "MMFLOW_CACHE_DIR": "mmflow's cache folder: compiled kernels (default ~/.cache/mmflow)",
+    "MMFLOW_NIGHTLY_SETTINGS": "the nightly settings file (default deployments/nightly.toml)",
+    "MMFLOW_NIGHTLY_DATA": "the data the nightly deployment backtests",
+    "MMFLOW_NIGHTLY_STRATEGIES": "comma-separated strategies of the nightly deployment",
+}
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def store_path(store: str | os.PathLike | None = None, environ=None) -> str:
+    """The store to use: the argument, else $MMFLOW_STORE, else data/mmflow.duckdb."""
+    return str(store or _env(environ).get("MMFLOW_STORE") or DEFAULT_STORE)
+
+
+def default_data(environ=None) -> str:
+    """The data `mmflow run` and `sweep` read when --data is not given."""
+    return str(_env(environ).get("MMFLOW_DATA") or DEFAULT_DATA)
+
+
+def workers(given: int | None = None, environ=None) -> int:
+    """Local Dask worker processes: the argument, else $MMFLOW_WORKERS, else one per core."""
+    return given or int(_env(environ).get("MMFLOW_WORKERS") or 0) or os.cpu_count() or 1
+
+
+def dask_address(given: str | None = None, environ=None) -> str | None:
+    """An existing Dask scheduler to use: the argument, else $MMFLOW_DASK_ADDRESS, else None."""
+    return given or _env(environ).get("MMFLOW_DASK_ADDRESS") or None
+
+
+def task_runner_kind(environ=None) -> str:
+    """`dask` (default) or `threads` ($MMFLOW_TASK_RUNNER)."""
+    return _env(environ).get("MMFLOW_TASK_RUNNER") or "dask"
+
+
+def cache_dir(environ=None) -> Path:
+    """$MMFLOW_CACHE_DIR, else $XDG_CACHE_HOME/mmflow, else ~/.cache/mmflow."""
+    env = _env(environ)
+    if env.get("MMFLOW_CACHE_DIR"):
+        return Path(env["MMFLOW_CACHE_DIR"]).expanduser()
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmflow"
+
+
+def nightly_settings_file(environ=None) -> str | None:
+    """$MMFLOW_NIGHTLY_SETTINGS, when set."""
+    return _env(environ).get("MMFLOW_NIGHTLY_SETTINGS") or None
