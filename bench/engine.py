@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from engine.data.source import open_data
-    from engine.runner import run_backtest, write_outputs
+    from engine.results.files import write_outputs
+    from engine.runner import run_backtest
     from engine.sim import strategies
     from engine.sim.backtest import simulate
     from engine.types import new_state

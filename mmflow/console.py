@@ -21,6 +21,21 @@ def fmt(value) -> str:
     return format_value(value)
 
 
+def portfolio_line(portfolio, securities_ok: int, securities_failed: int) -> str:
+    """One line of portfolio figures (an `engine.run.Portfolio`), each with its basis."""
+    basis = f"daily, over {portfolio.days} days"
+    if portfolio.days < 20:
+        basis += "; fewer than 20 days: indicative only"
+    return (
+        f"portfolio ({securities_ok} ok, {securities_failed} failed): "
+        f"trades={fmt(portfolio.trades)}  realized P&L={fmt(portfolio.realized_pnl)}  "
+        f"unrealized P&L={fmt(portfolio.unrealized_pnl)}  total P&L={fmt(portfolio.total_pnl)}  "
+        f"Sharpe={fmt(portfolio.sharpe_ratio)} ({basis})  "
+        f"max drawdown={fmt(portfolio.max_drawdown)} ({fmt(portfolio.max_drawdown_pct)}% of the "
+        "peak realized P&L, SPEC §5.3)"
+    )
+
+
 def table(
     frame: pd.DataFrame, title: str | None = None, columns: Sequence[str] | None = None
 ) -> Table:

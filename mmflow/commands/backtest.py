@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 
 from engine.params import load_config, parse_overrides
-from engine.runner import run_backtest, summary_frame, total_line, write_outputs
+from engine.results.files import summary_frame, write_outputs
+from engine.runner import run_backtest
 from engine.types import KEY_FIGURES, Failure
 from mmflow.commands.options import add_input, add_overrides
-from mmflow.console import console, fmt, progress, table
+from mmflow.console import console, portfolio_line, progress, table
 
 SUMMARY_VIEW = [*KEY_FIGURES, "rows_kept", "status"]
 
@@ -46,18 +47,25 @@ def run(args: argparse.Namespace) -> int:
             bar.update(0, advance=1, last=f"{security} {mark}")
 
         result = run_backtest(
-            source, args.strategy, config=config, overrides=overrides, on_done=on_done
+            source,
+            args.strategy,
+            config=config,
+            config_path=args.config,
+            overrides=overrides,
+            on_done=on_done,
         )
     summary_path = write_outputs(result, args.out)
     frame = summary_frame(result.results, result.failures)
     console.print(table(frame, title=f"{args.strategy} on {source.path}", columns=SUMMARY_VIEW))
-    totals = total_line(result)
-    console.print("  ".join(f"{k}={fmt(v)}" for k, v in totals.items()), highlight=False)
+    console.print(
+        portfolio_line(result.portfolio, len(result.results), len(result.failures)),
+        highlight=False,
+    )
     for failure in result.failures:
         console.print(f"[red]FAILED[/red] {failure.security}: {failure.message}", highlight=False)
     console.print(
         f"wrote {len(result.results)} trade files and {summary_path} in {Path(args.out)} "
-        f"({result.seconds:.2f} s)",
+        f"({(result.finished_at - result.started_at).total_seconds():.2f} s)",
         highlight=False,
     )
     return 1 if result.failures else 0

@@ -11,7 +11,8 @@ import pytest
 
 from engine.data.source import open_data
 from engine.params import load_config, resolve_params
-from engine.runner import backtest_security, write_trades_csv
+from engine.results.files import write_trades_csv
+from engine.runner import backtest_security
 from engine.sim import strategies
 
 CONFIGS = {

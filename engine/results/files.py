@@ -1,0 +1,44 @@
+"""The result files of `mmflow backtest --out DIR`, in the formats users diff against the
+reference: `<SECURITY>_trades.csv` (SPEC §5.1 columns, event order, shortest round-trip floats)
+and `backtest_summary.csv` (one row per security)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from engine.run import Run
+from engine.types import SUMMARY_COLUMNS, TRADE_COLUMNS, Failure, SecurityResult
+
+CSV_TRADE_COLUMNS = [c for c in TRADE_COLUMNS if c != "seq"]
+
+
+def write_trades_csv(result: SecurityResult, path: str | Path) -> None:
+    """`<SECURITY>_trades.csv` in the reference format: event order, shortest round-trip floats."""
+    trades = result.trades[CSV_TRADE_COLUMNS]
+    trades.to_csv(path, index=False, lineterminator="\n", date_format="%Y-%m-%d %H:%M:%S")
+
+
+def summary_frame(
+    results: Sequence[SecurityResult], failures: Sequence[Failure] = ()
+) -> pd.DataFrame:
+    """One row per security (SUMMARY_COLUMNS), failed securities last with their error."""
+    rows = [dict(r.summary, status="ok", error="") for r in results]
+    rows += [
+        {"security": f.security, "status": "failed", "error": f"{f.error_type}: {f.message}"}
+        for f in failures
+    ]
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "status", "error"])
+
+
+def write_outputs(run: Run, out_dir: str | Path) -> Path:
+    """Write every security's trades CSV and `backtest_summary.csv` into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for result in run.results:
+        write_trades_csv(result, out_dir / f"{result.security}_trades.csv")
+    summary = summary_frame(run.results, run.failures)
+    summary.to_csv(out_dir / "backtest_summary.csv", index=False, lineterminator="\n")
+    return out_dir / "backtest_summary.csv"
