@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     imports = time.perf_counter() - started
     run, seq_seconds = sequential(args)
     print(
-        f"data {args.data}: {len(run.source.securities)} securities, strategy {args.strategy}\n"
+        f"data {args.data}: {len(run.results) + len(run.failures)} securities, strategy {args.strategy}\n"
         f"import prefect + prefect-dask + flows   {imports:6.2f} s\n"
         f"sequential in-process (mmflow backtest) {seq_seconds:6.2f} s  "
         f"({sum(len(r.trades) for r in run.results):,} trades, {len(run.failures)} failed)"
@@ -143,15 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':7}" + "".join(f"{name:>14}" for name in columns) + "   trades identical")
         for i in range(1, args.runs + 1):
             summary, seconds = flow_run(args, store)
-            timings = summary.get("timings", {})
+            timings = dict(summary.timings)
             rest = seconds - sum(timings.get(name, 0.0) for name in PHASES)
-            identical, fills = same_trades(summary["store"], summary["run_id"], run)
+            identical, fills = same_trades(summary.store, summary.run_id, run)
             values = [seconds, *(timings.get(name, float("nan")) for name in PHASES), rest]
             print(
                 f"run {i:<3}"
                 + "".join(f"{value:14.2f}" for value in values)
                 + f"{seconds / seq_seconds:13.2f}x   {identical} ({fills:,} fills)"
-                + (f"  FAILED: {summary['failed']}" if summary.get("failed") else "")
+                + (f"  FAILED: {summary.failed}" if summary.failed else "")
             )
         started = time.perf_counter()
     if temporary:

@@ -85,10 +85,10 @@ def main() -> None:
         raise SystemExit(f"the sweep flow failed: {summary}")
     total = time.perf_counter() - STARTED
     flow_seconds = flow_done - api_ready
-    cells, securities = summary["cells"], len(summary["securities"])
+    cells, securities = summary.cells, len(summary.securities)
     print(
-        f"sweep {summary['sweep_id']}: {cells} cells x {securities} securities, "
-        f"{len(summary['tasks'])} tasks, {len(summary['failed'])} failed; store {store}"
+        f"sweep {summary.sweep_id}: {cells} cells x {securities} securities, "
+        f"{len(summary.tasks)} tasks, {len(summary.failed)} failed; store {store}"
     )
     print(
         f"imports {imported - STARTED:.1f} s, Prefect API ({server}, {url}) "

@@ -7,7 +7,9 @@
   typed parameters) or `prefect deployment run <flow>/<deployment> -p key=value`.
 
 Every deployment that writes the store takes one run at a time (`concurrency_limit=1`; further runs
-wait in the queue), because DuckDB allows one writer. The flows are imported when the deployments
+wait in the queue), and every store write, from any flow or deployment, holds the one slot of the
+`mmflow-store` global concurrency limit (created by `mmflow server`/`serve`, or by the first write),
+because DuckDB allows one writer. The flows are imported when the deployments
 are built, and a flow module that is not in this checkout is left out (see `missing_flows`).
 """
 
@@ -106,6 +108,17 @@ def missing_flows() -> list[str]:
     return [spec.name for spec in SPECS if _load_flow(spec) is None]
 
 
+def deployment_version() -> str:
+    """The version the UI shows for a deployment: the runs' `code_version`, plus the git commit
+    (and `-dirty`) when served from a checkout, so a stored run can be matched with it."""
+    from engine.lineage import code_version, git_revision
+
+    commit, dirty = git_revision()
+    if commit is None:
+        return code_version()
+    return f"{code_version()} git {commit[:12]}{'-dirty' if dirty else ''}"
+
+
 def build_deployments(settings: NightlySettings | None = None) -> list[RunnerDeployment]:
     """Every deployment whose flow is available, configured from `settings` (default: loaded
     from the settings file and environment). Nothing is sent to the Prefect API."""
@@ -125,6 +138,7 @@ def build_deployments(settings: NightlySettings | None = None) -> list[RunnerDep
                 tags=TAGS,
                 # runs import the flow by module path, whatever directory serve started in
                 entrypoint_type=EntrypointType.MODULE_PATH,
+                version=deployment_version(),
                 **spec.options(settings),
             )
         )

@@ -42,7 +42,7 @@ def load_settings(
 ) -> NightlySettings:
     """The settings from `path` (else $MMFLOW_NIGHTLY_SETTINGS, else deployments/nightly.toml),
     with the environment's MMFLOW_NIGHTLY_DATA, MMFLOW_NIGHTLY_STRATEGIES and MMFLOW_STORE on top."""
-    from flows.runtime import DEFAULT_DATA, DEFAULT_STORE, DEFAULT_STRATEGY
+    from engine.settings import DEFAULT_DATA, DEFAULT_STORE, DEFAULT_STRATEGY
 
     env = os.environ if environ is None else environ
     file = Path(path or env.get(SETTINGS_ENV) or DEFAULT_SETTINGS)

@@ -88,6 +88,13 @@ def _unknown_key(key: str, known: tuple[str, ...], where: str) -> ConfigError:
     return ConfigError(f"unknown parameter {key!r} {where}.{hint}")
 
 
+def format_param(value: float) -> str:
+    """A parameter value for people: `5` rather than `5.0` (Prefect passes grid values as floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def parse_value(text: str) -> float:
     """A `--set` value: an int or float literal."""
     try:

@@ -19,8 +19,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.data.source import DataSource
-from engine.params import ConfigError, config_hash, param_names, parse_value, resolve_params
-from engine.results.compare import number
+from engine.params import (
+    ConfigError,
+    config_hash,
+    format_param,
+    param_names,
+    parse_value,
+    resolve_params,
+)
 from engine.runner import run_security
 from engine.sim import strategies
 from engine.types import SecurityResult
@@ -46,7 +52,7 @@ class Cell:
     @property
     def label(self) -> str:
         """`strategy k=v k=v` for logs and tables."""
-        return " ".join([self.strategy, *(f"{k}={number(v)}" for k, v in self.overrides)])
+        return " ".join([self.strategy, *(f"{k}={format_param(v)}" for k, v in self.overrides)])
 
     def key(self, config: Mapping | None = None) -> str:
         """The cell's identity within a sweep: the run's `config_hash` (config + overrides)."""
@@ -145,6 +151,22 @@ def sweep_id(
     return f"sweep-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
+def plan_cells(
+    grid: Grid, config: dict, stored: dict[tuple[str, str], dict], fresh: bool
+) -> tuple[list[Cell], list[Cell], dict[Cell, str]]:
+    """(cells to compute, cells reused, run id to replace per recomputed stored cell)."""
+    todo, reused, replace = [], [], {}
+    for cell in grid.cells:
+        row = stored.get((cell.strategy, cell.key(config)))
+        if row is not None and row["reusable"] and not fresh:
+            reused.append(cell)
+            continue
+        todo.append(cell)
+        if row is not None:
+            replace[cell] = row["run_id"]
+    return todo, reused, replace
+
+
 def batches(cells: Sequence[Cell], size: int) -> list[tuple[Cell, ...]]:
     """`cells` in consecutive groups of at most `size` (a batch is stored as soon as it is done)."""
     if size < 1:
@@ -152,9 +174,34 @@ def batches(cells: Sequence[Cell], size: int) -> list[tuple[Cell, ...]]:
     return [tuple(cells[i : i + size]) for i in range(0, len(cells), size)]
 
 
-def run_params(cell: Cell, config_path: str | None) -> dict:
-    """The runs.params JSON of a cell: the same shape as a backtest run's."""
-    return {"config": config_path, "overrides": cell.params}
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a sweep did: its cells (computed now or reused from the store), one table row per
+    cell (`table`, in grid order), per-task outcomes, failures and notes."""
+
+    sweep_id: str
+    store: str
+    cells: int
+    securities: tuple[str, ...]
+    computed_cells: tuple[str, ...]  # labels, grid order
+    computed_run_ids: tuple[str, ...]
+    reused_cells: tuple[str, ...]
+    table: tuple[dict, ...]  # run_id, strategy, parameters, status, figures, this_run
+    tasks: tuple[dict, ...] = ()  # security, batch, cells, ok
+    failed: dict[str, str] = field(default_factory=dict)  # security -> "ErrorType: message"
+    notes: tuple[str, ...] = ()
+    not_swept: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    report: str | None = None
+
+    @property
+    def computed(self) -> int:
+        """How many cells were computed by this sweep run."""
+        return len(self.computed_cells)
+
+    @property
+    def reused(self) -> int:
+        """How many cells were already stored."""
+        return len(self.reused_cells)
 
 
 def run_cells(

@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from engine.results.compare import compare_runs, markdown, records, write_csv
-from flows.runtime import store_path
+from engine.settings import store_path
 
 
 @flow(name="compare")

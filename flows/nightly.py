@@ -7,26 +7,42 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed
 
+from engine import settings
+from engine.run import RunSummary
 from engine.sim import strategies as registry
 from flows.backtest import backtest
-from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY, store_path
-
-SUMMARY_COLUMNS = ("strategy", "run_id", "status", "trades", "total_pnl", "sharpe_ratio")
 
 
-def _outcome(state) -> dict:
-    """A backtest subflow's summary, or {"status": "failed", "error": ...} when it has none."""
+def _row(name: str, state) -> dict:
+    """One line of the nightly table: the backtest subflow's summary, or its error."""
     result = state.result(raise_on_failure=False)
-    if isinstance(result, dict):
-        return result
-    if isinstance(state.data, dict):  # Failed(data=summary): every security failed
-        return state.data
-    return {"status": "failed", "error": f"{type(result).__name__}: {result}"}
+    if not isinstance(result, RunSummary) and isinstance(state.data, RunSummary):
+        result = state.data  # Failed(data=summary): every security failed
+    if not isinstance(result, RunSummary):
+        error = f"{type(result).__name__}: {result}"
+        return dict(
+            strategy=name,
+            run_id=None,
+            status="failed",
+            trades=None,
+            total_pnl=None,
+            sharpe_ratio=None,
+            error=error,
+        )
+    return dict(
+        strategy=name,
+        run_id=result.run_id,
+        status=result.status,
+        trades=result.portfolio.trades,
+        total_pnl=round(result.portfolio.total_pnl, 2),
+        sharpe_ratio=round(result.portfolio.sharpe_ratio, 2),
+        error="; ".join(f"{s}: {e}" for s, e in result.failed.items()),
+    )
 
 
 @flow(name="nightly")
 def nightly(
-    data: str = str(DEFAULT_DATA),
+    data: str = str(settings.DEFAULT_DATA),
     strategies: list[str] | None = None,
     store: str | None = None,
     securities: list[str] | None = None,
@@ -36,10 +52,10 @@ def nightly(
 ) -> dict:
     """Backtest each of `strategies` over `data` and store every run; returns one row per strategy."""
     logger = get_run_logger()
-    names = list(strategies or [DEFAULT_STRATEGY])
+    names = list(strategies or [settings.DEFAULT_STRATEGY])
     for name in names:
         registry.get(name)  # unknown names fail before any work, with a "did you mean"
-    target = store_path(store)
+    target = settings.store_path(store)
     rows = []
     for name in names:
         state = backtest(
@@ -52,11 +68,7 @@ def nightly(
             workers=workers,
             return_state=True,
         )
-        outcome = _outcome(state)
-        rows.append({"strategy": name, **{k: outcome.get(k) for k in SUMMARY_COLUMNS[1:]}})
-        rows[-1]["error"] = outcome.get("error") or "; ".join(
-            f"{s}: {e}" for s, e in (outcome.get("failed") or {}).items()
-        )
+        rows.append(_row(name, state))
         logger.info(
             "%s: run %s %s", name, rows[-1]["run_id"] or "-", rows[-1]["status"] or "failed"
         )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+from engine import settings
 
 # Settings that suit a 2-core machine, applied before Prefect is imported (facts §2).
 PREFECT_DEFAULTS = {
@@ -18,33 +19,23 @@ PREFECT_DEFAULTS = {
 for _key, _value in PREFECT_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
 
-DEFAULT_STORE = Path("data") / "mmflow.duckdb"
-DEFAULT_DATA = Path("data") / "sample.xlsx"
-DEFAULT_STRATEGY = "v2_price_follow_qty_cooldown"
-
-
-def store_path(store: str | os.PathLike | None) -> str:
-    """The store to use: the argument, else $MMFLOW_STORE, else data/mmflow.duckdb."""
-    return str(store or os.environ.get("MMFLOW_STORE") or DEFAULT_STORE)
-
 
 def make_task_runner(dask_address: str | None = None, workers: int | None = None):
     """A DaskTaskRunner: the scheduler at `dask_address` (or $MMFLOW_DASK_ADDRESS) if given,
     else a local cluster of single-threaded worker processes, one per core by default.
     MMFLOW_TASK_RUNNER=threads swaps in Prefect's thread pool (tests, debugging)."""
-    if os.environ.get("MMFLOW_TASK_RUNNER") == "threads":
+    if settings.task_runner_kind() == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
         return ThreadPoolTaskRunner(max_workers=workers or 2)
     from prefect_dask import DaskTaskRunner
 
-    address = dask_address or os.environ.get("MMFLOW_DASK_ADDRESS")
+    address = settings.dask_address(dask_address)
     if address:
         return DaskTaskRunner(address=address)
-    n_workers = workers or int(os.environ.get("MMFLOW_WORKERS", 0)) or os.cpu_count() or 1
     return DaskTaskRunner(
         cluster_kwargs={
-            "n_workers": n_workers,
+            "n_workers": settings.workers(workers),
             "threads_per_worker": 1,
             "processes": True,
             "dashboard_address": None,

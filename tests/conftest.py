@@ -61,3 +61,11 @@ def artifacts_dir() -> Path:
     """test-artifacts/ in the repository (git-ignored): screenshots and reports from tests."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need a Prefect API (the session harness: 20-30 s to start) or a browser are the
+    slow lane; `pytest -m "not slow"` runs the rest in well under a minute."""
+    for item in items:
+        if "prefect_harness" in getattr(item, "fixturenames", ()) or "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.slow)

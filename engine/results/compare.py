@@ -5,8 +5,8 @@ hand-built Markdown table (tabulate is not installed); no Prefect. Used by `mmfl
 `compare` flow and the sweep flow's final table.
 
 The figures of a run are its stored portfolio figures (SPEC §0: the time-ordered combined daily
-curve); the per-security pivot holds each security's total realized P&L, so a run's column sums to
-its `total_pnl`.
+curve); `total_pnl` is realized + unrealized P&L in both `runs` and `security_results`, and the
+per-security pivot holds each security's `total_pnl`, so a run's column sums to its `total_pnl`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.params import format_param
 from engine.results.store import StoreError, connect
 
 # A run's portfolio figures, as compared across strategies and parameters.
@@ -46,18 +47,11 @@ _LIST_RUNS = 'mmflow query "SELECT run_id, sweep_id, strategy, params FROM v_run
 
 @dataclass
 class Comparison:
-    """Runs side by side: one summary row per run, and realized P&L per security × run."""
+    """Runs side by side: one summary row per run, and total P&L per security × run."""
 
     title: str
     summary: pd.DataFrame  # SUMMARY_COLUMNS plus `label` (the pivot's column name)
-    by_security: pd.DataFrame  # index: security; columns: run labels; values: realized P&L
-
-
-def number(value: float) -> str:
-    """A parameter value for people: `5` rather than `5.0` (Prefect passes grid values as floats)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    by_security: pd.DataFrame  # index: security; columns: run labels; values: total P&L
 
 
 def parameters_label(params: str | dict | None) -> str:
@@ -69,7 +63,7 @@ def parameters_label(params: str | dict | None) -> str:
     if params.get("config"):
         parts.append(f"config={Path(str(params['config'])).name}")
     overrides = params.get("overrides") or {}
-    parts += [f"{key}={number(value)}" for key, value in overrides.items()]
+    parts += [f"{key}={format_param(value)}" for key, value in overrides.items()]
     return " ".join(parts) or "defaults"
 
 
@@ -162,7 +156,7 @@ def compare_runs(
             params=[ids],
         ).df()
         per_security = con.sql(
-            "SELECT run_id, security, realized_pnl FROM security_results "
+            "SELECT run_id, security, total_pnl FROM security_results "
             "WHERE list_contains(?, run_id)",
             params=[ids],
         ).df()
@@ -178,7 +172,7 @@ def compare_runs(
     summary = runs[[*SUMMARY_COLUMNS, "label"]].copy()
     for column in ("securities_ok", "securities_failed", "trades"):
         summary[column] = summary[column].astype("int64")
-    pivot = per_security.pivot(index="security", columns="run_id", values="realized_pnl")
+    pivot = per_security.pivot(index="security", columns="run_id", values="total_pnl")
     pivot = pivot.reindex(columns=ids).rename(columns=dict(zip(ids, runs["label"], strict=True)))
     pivot = pivot.reindex(sorted(set(pivot.index) | set(failed)))  # failed: blank
     pivot.columns.name = None
@@ -210,6 +204,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def rounded(row: dict[str, Any], digits: int = 2) -> dict[str, Any]:
+    """A row for a table artifact: floats rounded to `digits` (NaN as None)."""
+    return {
+        k: (round(v, digits) if isinstance(v, float) else v)
+        for k, v in ((k, _plain(v)) for k, v in row.items())
+    }
 
 
 def format_value(value: Any) -> str:
@@ -259,7 +261,7 @@ def markdown(comparison: Comparison) -> str:
         ]
     lines += ["## Portfolio figures per run", "", markdown_table(summary), ""]
     lines += [
-        "## Realized P&L per security",
+        "## Total P&L per security (realized + unrealized)",
         "",
         markdown_table(comparison.by_security, index="security"),
         "",

@@ -1,5 +1,8 @@
 """`mmflow report`: one self-contained HTML report (opens offline) of a stored run or sweep.
 
+A run is read back whole from the store and rendered like a fresh one; a sweep report shows
+every stored cell of the sweep.
+
 mmflow report 20261128T081500-3f9a2c        # a run, to <store dir>/reports/run-<id>.html
 mmflow report --latest --out latest.html     # the newest run
 mmflow report --sweep 20261128T090000-77aa01  # a sweep: metrics by parameter, heatmap
@@ -40,9 +43,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report and print where it is."""
-    from engine.results.report import write_run_report, write_sweep_report
-    from engine.results.store import latest_run_id
-    from flows.runtime import store_path
+    from engine.results.report import default_report_path, write_run_report, write_sweep_report
+    from engine.results.store import latest_run_id, read_run
+    from engine.settings import store_path
 
     store = store_path(args.store)
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         run_id = args.run_id or latest_run_id(store)
         if run_id is None:
             raise UserError(f"the store {store} has no runs yet; run `mmflow run` first")
-        path, what = write_run_report(store, run_id, args.out), f"run {run_id}"
+        out = args.out or default_report_path(store, f"run-{run_id}")
+        path, what = write_run_report(read_run(store, run_id), out), f"run {run_id}"
     seconds = time.perf_counter() - started
     size = path.stat().st_size / 1e6
     console.print(

@@ -9,16 +9,17 @@ import time
 import pandas as pd
 
 from engine.params import parse_overrides
-from engine.types import TRADE_COLUMNS
+from engine.run import RunSummary
+from engine.types import KEY_FIGURES, TRADE_COLUMNS
 from mmflow.cli import UserError
 from mmflow.commands.backtest import SUMMARY_VIEW
 from mmflow.commands.options import add_cluster, add_input, add_overrides, add_store
-from mmflow.console import console, fmt, table
+from mmflow.console import console, portfolio_line, table
 
 
 def add_parser(subparsers) -> None:
     """Register `mmflow run`."""
-    from flows.runtime import DEFAULT_DATA, DEFAULT_STRATEGY
+    from engine.settings import DEFAULT_STRATEGY, default_data
 
     p = subparsers.add_parser(
         "run",
@@ -28,7 +29,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--strategy", default=DEFAULT_STRATEGY, help=f"strategy name (default {DEFAULT_STRATEGY})"
     )
-    add_input(p, data_default=str(DEFAULT_DATA))
+    add_input(p, data_default=default_data())
     add_overrides(p)
     add_store(p)
     add_cluster(p)
@@ -54,7 +55,7 @@ def _flow_kwargs(args: argparse.Namespace) -> dict:
     )
 
 
-def run_flow(kwargs: dict) -> tuple[dict, float]:
+def run_flow(kwargs: dict) -> tuple[RunSummary, float]:
     """Run the backtest flow against the configured (or a temporary) Prefect API."""
     from flows.backtest import backtest
     from flows.runtime import prefect_api
@@ -65,39 +66,35 @@ def run_flow(kwargs: dict) -> tuple[dict, float]:
         seconds = time.perf_counter() - started
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):
-        if state.is_failed() and isinstance(state.data, dict):
+        if state.is_failed() and isinstance(state.data, RunSummary):
             return state.data, seconds
         raise UserError(f"the backtest flow failed: {outcome}") from outcome
     return outcome, seconds
 
 
-def _print_run(summary: dict) -> None:
-    from engine.results.store import query
-
-    frame = query(
-        summary["store"], f"SELECT * FROM security_results WHERE run_id = '{summary['run_id']}'"
-    )
+def _print_run(summary: RunSummary) -> None:
+    """The per-security table and the portfolio line, from the flow's summary (no store read)."""
+    frame = pd.DataFrame(list(summary.securities), columns=[*KEY_FIGURES, "rows_kept"])
     frame["status"] = "ok"
     console.print(
-        table(frame, title=f"run {summary['run_id']} ({summary['strategy']})", columns=SUMMARY_VIEW)
+        table(frame, title=f"run {summary.run_id} ({summary.strategy})", columns=SUMMARY_VIEW)
     )
-    for security, error in summary.get("failed", {}).items():
+    for security, error in summary.failed.items():
         console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
     console.print(
-        f"portfolio: trades={fmt(summary['trades'])} realized P&L={fmt(summary['total_pnl'])} "
-        f"Sharpe={fmt(summary['sharpe_ratio'])} max drawdown={fmt(summary['max_drawdown'])}",
+        portfolio_line(summary.portfolio, summary.securities_ok, summary.securities_failed),
         highlight=False,
     )
-    if summary.get("report"):
-        console.print(f"report: {summary['report']}", highlight=False)
+    if summary.report:
+        console.print(f"report: {summary.report}", highlight=False)
     console.print(
-        f"stored in {summary['store']} as run {summary['run_id']}  "
+        f"stored in {summary.store} as run {summary.run_id}  "
         f'(try: mmflow query "SELECT * FROM v_run_summary LIMIT 5")',
         highlight=False,
     )
 
 
-def _benchmark(kwargs: dict, summary: dict, flow_seconds: float) -> bool:
+def _benchmark(kwargs: dict, summary: RunSummary, flow_seconds: float) -> bool:
     """Run the same work in-process and compare every trade with what the flow stored."""
     from engine.params import load_config
     from engine.results.store import read_trades
@@ -113,7 +110,7 @@ def _benchmark(kwargs: dict, summary: dict, flow_seconds: float) -> bool:
         max_sheets=kwargs["max_sheets"],
     )
     seq_seconds = time.perf_counter() - started
-    stored = read_trades(summary["store"], summary["run_id"])
+    stored = read_trades(summary.store, summary.run_id)
     expected = pd.concat(
         [r.trades.assign(security=r.security) for r in sequential.results], ignore_index=True
     )
@@ -136,4 +133,4 @@ def run(args: argparse.Namespace) -> int:
     summary, seconds = run_flow(kwargs)
     _print_run(summary)
     ok = _benchmark(kwargs, summary, seconds) if args.benchmark else True
-    return 0 if ok and not summary.get("failed") else 1
+    return 0 if ok and not summary.failed else 1

@@ -81,9 +81,11 @@ def run(args: argparse.Namespace) -> int:
 
     from deployments.definitions import build_deployments, missing_flows
     from deployments.settings import SettingsError, load_settings
+    from tasks.backtest import ensure_store_limit
 
     url = api_url()
     _check_server(url)
+    ensure_store_limit(url)  # every store write takes its one slot: one writer at a time
     try:
         settings = load_settings(args.settings)
     except SettingsError as exc:

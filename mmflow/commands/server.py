@@ -8,6 +8,7 @@ A first start creates the SQLite database and takes about 40 s on 2 cores; later
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from mmflow.cli import UserError
@@ -85,11 +87,32 @@ def _announce_when_healthy(api: str, ui: str, process: subprocess.Popen) -> None
             with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
                 if response.status == 200:
                     seconds = time.monotonic() - started
+                    create_store_limit(api)
                     print(f"\nmmflow server: ready after {seconds:.0f} s - open {ui}", flush=True)
                     return
         except OSError:
             pass
         time.sleep(1)
+
+
+def create_store_limit(api: str) -> None:
+    """Create the one-slot global concurrency limit every store write takes, if missing."""
+    from engine.settings import STORE_CONCURRENCY_LIMIT
+
+    body = json.dumps({"name": STORE_CONCURRENCY_LIMIT, "limit": 1}).encode()
+    request = urllib.request.Request(
+        f"{api}/v2/concurrency_limits/",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:  # 409: it exists already
+            print(f"mmflow server: could not create {STORE_CONCURRENCY_LIMIT}: {exc}", flush=True)
+    except OSError as exc:
+        print(f"mmflow server: could not create {STORE_CONCURRENCY_LIMIT}: {exc}", flush=True)
 
 
 def _interrupt(signum, frame) -> None:

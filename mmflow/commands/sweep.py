@@ -10,12 +10,18 @@ import pandas as pd
 
 from engine.params import load_config
 from engine.results.compare import RUN_FIGURES
-from engine.sweep import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES, expand_grid, parse_grid
+from engine.sweep import (
+    DEFAULT_BATCH_CELLS,
+    DEFAULT_STRATEGIES,
+    SweepSummary,
+    expand_grid,
+    parse_grid,
+)
 from mmflow.cli import UserError
 from mmflow.commands.options import add_cluster, add_input, add_store
 from mmflow.console import console, table
 
-TABLE_COLUMNS = ["cell", "status", *RUN_FIGURES, "this_run"]
+TABLE_COLUMNS = ["run_id", "cell", "status", *RUN_FIGURES, "this_run"]
 
 
 def add_parser(subparsers) -> None:
@@ -78,7 +84,7 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
     )
 
 
-def run_flow(kwargs: dict) -> dict:
+def run_flow(kwargs: dict) -> SweepSummary:
     """Run the sweep flow against the configured (or a temporary) Prefect API; its summary."""
     from flows.runtime import prefect_api
     from flows.sweep import sweep
@@ -87,33 +93,30 @@ def run_flow(kwargs: dict) -> dict:
         state = sweep(**kwargs, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):
-        if state.is_failed() and isinstance(state.data, dict):
+        if state.is_failed() and isinstance(state.data, SweepSummary):
             return state.data
         raise UserError(f"the sweep flow failed: {outcome}") from outcome
     return outcome
 
 
-def print_summary(summary: dict) -> None:
+def print_summary(summary: SweepSummary) -> None:
     """The notes, the final table of cells, failures and what to run next."""
-    for note in summary["notes"]:
+    for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
-    frame = pd.DataFrame(summary["results"])
+    frame = pd.DataFrame(list(summary.table))
     if not frame.empty:
-        computed = set(summary["computed_run_ids"])
         frame["cell"] = frame["strategy"] + " " + frame["parameters"]
-        frame["this_run"] = ["computed" if r in computed else "stored" for r in frame["run_id"]]
         title = (
-            f"sweep {summary['sweep_id']}: {summary['cells']} cells x "
-            f"{len(summary['securities'])} securities ({summary['computed']} computed, "
-            f"{summary['reused']} already stored)"
+            f"sweep {summary.sweep_id}: {summary.cells} cells x {len(summary.securities)} "
+            f"securities ({summary.computed} computed, {summary.reused} already stored)"
         )
         console.print(table(frame, title=title, columns=TABLE_COLUMNS))
-    for security, error in summary["failed"].items():
+    for security, error in summary.failed.items():
         console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
-    if summary.get("report"):
-        console.print(f"report: {summary['report']}", highlight=False)
+    if summary.report:
+        console.print(f"report: {summary.report}", highlight=False)
     console.print(
-        f"stored in {summary['store']}; compare with: mmflow compare --sweep {summary['sweep_id']}",
+        f"stored in {summary.store}; compare with: mmflow compare --sweep {summary.sweep_id}",
         highlight=False,
     )
 
@@ -122,4 +125,4 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep, print the table; exit 1 when a security failed."""
     summary = run_flow(flow_kwargs(args))
     print_summary(summary)
-    return 1 if summary["failed"] else 0
+    return 1 if summary.failed else 0

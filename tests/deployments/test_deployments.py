@@ -12,9 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from deployments.definitions import BACKTEST, COMPARE, NIGHTLY, SWEEP, build_deployments
+from deployments.definitions import (
+    BACKTEST,
+    COMPARE,
+    NIGHTLY,
+    SWEEP,
+    build_deployments,
+    deployment_version,
+)
 from deployments.settings import SettingsError, load_settings
+from engine.lineage import code_version
 from engine.results.store import query
+from engine.settings import STORE_CONCURRENCY_LIMIT
 from mmflow.cli import main
 
 STRATEGIES = ["v1_baseline", "v2_price_follow_qty_cooldown"]
@@ -135,6 +144,9 @@ def test_deployments_have_their_names_schedules_parameters_and_concurrency(tmp_p
         assert deployments[name].concurrency_limit == 1, f"{name} writes the store"
     assert deployments[COMPARE].concurrency_limit is None  # reads only
     assert all(d.tags == ["mmflow"] for d in deployments.values())
+    # The version the UI shows matches the stored runs' code_version (and the git commit).
+    assert {d.version for d in deployments.values()} == {deployment_version()}
+    assert deployment_version().startswith(code_version())
 
 
 def test_the_schedule_comes_from_the_settings(tmp_path):
@@ -157,7 +169,12 @@ def test_the_ui_form_is_typed_from_the_flow_parameters(settings_file):
 def test_runs_triggered_through_the_api_complete_and_are_stored(tmp_path, shared_data, monkeypatch):
     """Like a Quick run in the UI: no parameters given, so the deployments' defaults apply."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
     from prefect.deployments import run_deployment
     from prefect.runner import Runner
 
@@ -195,6 +212,19 @@ def test_runs_triggered_through_the_api_complete_and_are_stored(tmp_path, shared
     assert stored[str(backtest.id)] == STRATEGIES[0]
     assert sorted(stored[str(child.id)] for child in children) == STRATEGIES  # one subflow each
     assert len(stored) == 3
+    # Every write went through the one-slot global concurrency limit, now free again, and no
+    # writer ever met a locked store (two runs started at the same moment).
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(STORE_CONCURRENCY_LIMIT)
+        assert (limit.limit, limit.active_slots) == (1, 0)
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(
+                    any_=[nightly.id, backtest.id, *(c.id for c in children)]
+                )
+            )
+        )
+    assert logs and not [line.message for line in logs if "locked" in line.message.lower()]
 
 
 def test_a_failing_strategy_fails_the_nightly_run_with_a_row_per_strategy(tmp_path, monkeypatch):
@@ -210,8 +240,7 @@ def test_a_failing_strategy_fails_the_nightly_run_with_a_row_per_strategy(tmp_pa
     )
     assert state.is_failed()
     assert state.message == f"2 of 2 strategies failed: {STRATEGIES}"
-    report = state.result(raise_on_failure=False)
-    report = report if isinstance(report, dict) else state.data
+    report = state.data
     assert [row["strategy"] for row in report["runs"]] == STRATEGIES
     assert all("missing.xlsx" in row["error"] for row in report["runs"]), report
 

@@ -2,66 +2,45 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
-from engine.results.report import write_run_report, write_sweep_report
-from engine.results.store import RunRecord, write_run
+from engine.data.source import open_data
+from engine.results.report import default_report_path, write_run_report, write_sweep_report
+from engine.results.store import write_run
 from engine.runner import run_backtest
 from engine.types import Failure
 
 STRATEGIES = ("v1_baseline", "v2_price_follow_qty_cooldown")
-START = dt.datetime(2026, 11, 28, 8, 15)
-
-
-def record(run_id: str, strategy: str, data, **changes) -> RunRecord:
-    fields = dict(
-        run_id=run_id,
-        kind="backtest",
-        strategy=strategy,
-        params={"config": None, "overrides": {}},
-        config_hash="c0ffee",
-        data_source=str(data.path),
-        data_hash=data.content_hash,
-        code_version="0.1.0+e2e",
-        started_at=START,
-        finished_at=START + dt.timedelta(seconds=12),
-        status="completed",
-    )
-    return RunRecord(**{**fields, **changes})
+RUN_ID = "20261128T081500-3f9a2c"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, shared_data):
-    """A partial run (SPINNEYS, MODON and one failed security) and a 2 × 2 sweep on the same data."""
-    path = tmp_path_factory.mktemp("e2e-report") / "results.duckdb"
-    run = run_backtest(shared_data / "parquet", STRATEGIES[1], securities=["SPINNEYS", "MODON"])
+def data(shared_data):
+    """SPINNEYS and MODON from the shared Parquet data."""
+    return open_data(shared_data / "parquet", securities=["SPINNEYS", "MODON"])
+
+
+@pytest.fixture(scope="module")
+def partial_run(data):
+    """A partial run in memory: SPINNEYS, MODON and one failed security."""
+    run = run_backtest(data, STRATEGIES[1]).with_lineage(run_id=RUN_ID)
     failure = Failure("EXAMPLE", "InputError", "file example.parquet: no usable rows (0 read)")
-    write_run(
-        path,
-        record("20261128T081500-3f9a2c", STRATEGIES[1], run.source, status="partial"),
-        run.results,
-        [failure],
-        run.portfolio,
-    )
+    return run.finish(run.results, [failure])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, data, partial_run):
+    """The partial run and a 2 × 2 sweep on the same data, stored."""
+    path = tmp_path_factory.mktemp("e2e-report") / "results.duckdb"
+    write_run(path, partial_run)
     for strategy in STRATEGIES:
         for size in (25_000, 50_000):
-            overrides = {"quote_size": size}
-            cell = run_backtest(run.source, strategy, overrides=overrides)
+            cell = run_backtest(data, strategy, overrides={"quote_size": size})
             write_run(
                 path,
-                record(
-                    f"cell-{strategy}-{size}",
-                    strategy,
-                    cell.source,
-                    kind="sweep",
-                    sweep_id="sweep-e2e",
-                    params={"config": None, "overrides": overrides},
+                cell.with_lineage(
+                    run_id=f"cell-{strategy}-{size}", kind="sweep", sweep_id="sweep-e2e"
                 ),
-                cell.results,
-                cell.failures,
-                cell.portfolio,
             )
     return path
 
@@ -104,8 +83,9 @@ def render(browser, report, screenshot, count=".js-plotly-plot .main-svg"):
     return errors, remote, figures, counted
 
 
-def test_run_report_renders_every_figure_without_errors(browser, store, artifacts_dir):
-    report = write_run_report(store, "20261128T081500-3f9a2c")
+def test_run_report_renders_every_figure_without_errors(browser, partial_run, store, artifacts_dir):
+    report = write_run_report(partial_run, default_report_path(store, f"run-{RUN_ID}"))
+    assert partial_run.status == "partial"
     screenshot = artifacts_dir / "report-run.png"
     errors, remote, figures, svgs = render(browser, report, screenshot)
     assert errors == []

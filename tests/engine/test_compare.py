@@ -19,7 +19,8 @@ from engine.results.compare import (
     select_runs,
     write_csv,
 )
-from engine.results.store import RunRecord, StoreError, write_run
+from engine.results.store import StoreError, write_run
+from engine.run import Run
 from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
 
 V2 = "v2_price_follow_qty_cooldown"
@@ -49,6 +50,7 @@ def make_result(security: str, strategy: str, fills: list[tuple[str, float]]) ->
         strategy=strategy,
         trades=n,
         realized_pnl=math.fsum(realized),
+        unrealized_pnl=0.0,
         total_pnl=math.fsum(realized),
     )
     return SecurityResult(security, strategy, {}, trades, metrics.daily_pnl(trades), summary)
@@ -65,8 +67,8 @@ def store_run(
     kind="sweep",
     finished=0,
 ):
-    """write_run with the portfolio figures the flows compute (metrics.portfolio_metrics)."""
-    run = RunRecord(
+    """write_run of a Run with these results (portfolio figures as the flows compute them)."""
+    run = Run(
         run_id=run_id,
         kind=kind,
         strategy=results[0].strategy if results else V2,
@@ -76,11 +78,10 @@ def store_run(
         data_hash="d",
         code_version="c",
         started_at=START,
-        finished_at=START + dt.timedelta(minutes=finished),
-        status="completed" if not failures else "partial",
         sweep_id=sweep if kind == "sweep" else None,
-    )
-    write_run(path, run, results, list(failures), metrics.portfolio_metrics(results))
+    ).finish(results, list(failures))
+    run.finished_at = START + dt.timedelta(minutes=finished)
+    write_run(path, run)
 
 
 @pytest.fixture

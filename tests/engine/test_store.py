@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import math
 import multiprocessing
 
 import duckdb
@@ -11,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.results import store
 from engine.results.store import (
-    RunRecord,
+    RUN_TABLES,
+    SWEEP_CELL_COLUMNS,
     StoreError,
     StoreLockedError,
     connect,
@@ -22,82 +24,24 @@ from engine.results.store import (
     new_run_id,
     query,
     read_run,
+    read_sweep_cells,
     read_trades,
     write_run,
+    writer,
 )
-from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
+from engine.run import Run
+from engine.runner import run_backtest
+from engine.types import (
+    DAILY_COLUMNS,
+    SUMMARY_COLUMNS,
+    SUMMARY_FIELDS,
+    TRADE_COLUMNS,
+    Failure,
+    SecurityResult,
+)
 
-KEYED = {"run_id": "VARCHAR", "security": "VARCHAR"}
-EXPECTED_SCHEMA = {
-    "migrations": {"name": "VARCHAR", "applied_at": "TIMESTAMP"},
-    "runs": {
-        "run_id": "VARCHAR",
-        "sweep_id": "VARCHAR",
-        "flow_run_id": "VARCHAR",
-        "kind": "VARCHAR",
-        "strategy": "VARCHAR",
-        "params": "JSON",
-        "config_hash": "VARCHAR",
-        "data_source": "VARCHAR",
-        "data_hash": "VARCHAR",
-        "code_version": "VARCHAR",
-        "started_at": "TIMESTAMP",
-        "finished_at": "TIMESTAMP",
-        "status": "VARCHAR",
-        "securities": "BIGINT",
-        "securities_ok": "BIGINT",
-        "securities_failed": "BIGINT",
-        "trades": "BIGINT",
-        "total_pnl": "DOUBLE",
-        "sharpe_ratio": "DOUBLE",
-        "max_drawdown": "DOUBLE",
-        "max_drawdown_pct": "DOUBLE",
-        "calmar_ratio": "DOUBLE",
-        "win_rate": "DOUBLE",
-        "profit_factor": "DOUBLE",
-    },
-    # SUMMARY_FIELDS is the contract for this table, so the expectation is derived from it.
-    "security_results": {"run_id": "VARCHAR", **dict(SUMMARY_FIELDS), "params": "JSON"},
-    "trades": {
-        **KEYED,
-        "seq": "BIGINT",
-        "timestamp": "TIMESTAMP",
-        "side": "VARCHAR",
-        "fill_price": "DOUBLE",
-        "fill_qty": "BIGINT",
-        "realized_pnl": "DOUBLE",
-        "position": "BIGINT",
-        "pnl": "DOUBLE",
-    },
-    "daily_pnl": {
-        **KEYED,
-        "date": "DATE",
-        "realized_pnl": "DOUBLE",
-        "cumulative_pnl": "DOUBLE",
-        "trades": "BIGINT",
-    },
-    "failures": {
-        **KEYED,
-        "attempts": "BIGINT",
-        "error_type": "VARCHAR",
-        "message": "VARCHAR",
-    },
-}
-VIEWS = {"v_run_summary", "v_strategy_comparison"}
 START = dt.datetime(2026, 11, 28, 8, 15)
-
-
-def schema_of(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
-    """{table: {column: type}} for the base tables, in column order."""
-    rows = con.execute(
-        "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
-        "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name) "
-        "WHERE t.table_type = 'BASE TABLE' ORDER BY c.table_name, c.ordinal_position"
-    ).fetchall()
-    schema: dict[str, dict[str, str]] = {}
-    for table, column, type_ in rows:
-        schema.setdefault(table, {})[column] = type_
-    return schema
+RUN_ID = "20261128T081500-aaaaaa"
 
 
 def make_trades(n: int, start: str = "2026-01-05 09:30") -> pd.DataFrame:
@@ -121,7 +65,7 @@ def make_trades(n: int, start: str = "2026-01-05 09:30") -> pd.DataFrame:
 
 
 def make_result(security: str, n: int, python_dates: bool = False) -> SecurityResult:
-    """A hand-built SecurityResult with n trades over two dates."""
+    """A hand-built SecurityResult with n trades over two dates (unrealized P&L 0.25)."""
     dates = [dt.date(2026, 1, 5), dt.date(2026, 1, 6)]
     daily = pd.DataFrame(
         {
@@ -132,109 +76,93 @@ def make_result(security: str, n: int, python_dates: bool = False) -> SecurityRe
         }
     )
     summary = {name: None for name, _ in SUMMARY_FIELDS}
-    summary.update(
-        security=security,
-        strategy="v1",
-        trades=n,
-        total_pnl=0.75,
-        sharpe_ratio=float("nan"),
-        first_date=dates[0],
-        last_date=pd.Timestamp(dates[1]),
-    )
+    summary.update(security=security, strategy="v1", trades=n, sharpe_ratio=float("nan"))
+    summary.update(realized_pnl=0.75, unrealized_pnl=0.25, total_pnl=1.0)
+    summary.update(first_date=dates[0], last_date=pd.Timestamp(dates[1]))
     params = {"quote_size": 100, "security": security}
     return SecurityResult(security, "v1", params, make_trades(n), daily, summary)
 
 
-def make_run(run_id: str = "20261128T081500-aaaaaa", **changes) -> RunRecord:
-    """A RunRecord with plausible values."""
+def make_run(run_id: str = RUN_ID, **changes) -> Run:
+    """A started Run with plausible lineage (not finished)."""
     fields = dict(
         run_id=run_id,
         kind="backtest",
         strategy="v1",
-        params={"quote_size": 100, "overrides": {"AAA": {"quote_size": 200}}},
+        params={"config": None, "overrides": {"quote_size": 200}},
         config_hash="c0ffee",
         data_source="data/sample.xlsx",
         data_hash="d00d",
         code_version="0.1.0+abc",
+        git_commit="0123abcd",
+        git_dirty=False,
         started_at=START,
-        finished_at=START + dt.timedelta(seconds=42),
-        status="partial",
     )
-    return RunRecord(**{**fields, **changes})
+    return Run(**{**fields, **changes})
 
 
-PORTFOLIO = {"trades": 7, "total_pnl": 1.5, "sharpe_ratio": 1.25, "win_rate": float("nan")}
+def finished(run: Run, results, failures, seconds: float = 42) -> Run:
+    """`run` finished with results and failures, `seconds` after START."""
+    run.finish(results, failures)
+    run.finished_at = START + dt.timedelta(seconds=seconds)
+    return run
 
 
-def write_sample(path, run_id: str = "20261128T081500-aaaaaa", n: int = 5) -> list[SecurityResult]:
-    """Write two securities and one failure as run `run_id`; return the results."""
-    results = [make_result("AAA", n), make_result("BBB", 2, python_dates=True)]
+def write_sample(path, run_id: str = RUN_ID, n: int = 5) -> Run:
+    """Write two securities and one failure as run `run_id`; return the run."""
+    results = [make_result("AAA", n), make_result("BBB", 2)]
     failures = [Failure("CCC", "WorkbookError", "sheet CCC has no header row", attempts=2)]
-    write_run(path, make_run(run_id), results, failures, PORTFOLIO)
-    return results
+    run = finished(make_run(run_id), results, failures)
+    write_run(path, run)
+    return run
 
 
 def rows_of_run(path, run_id: str) -> dict[str, int]:
     """Rows of `run_id` in every run table."""
     with connect(path, read_only=True) as con:
-        return {
-            table: con.execute(
-                f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id]
-            ).fetchall()[0][0]
-            for table in store.RUN_TABLES
-        }
+        count = "SELECT count(*) FROM {} WHERE run_id = ?"
+        return {t: con.execute(count.format(t), [run_id]).fetchall()[0][0] for t in RUN_TABLES}
 
 
-def test_migrate_memory_creates_the_documented_schema():
-    con = duckdb.connect(":memory:")
-    assert migrate(con) == ["m001_initial", "m002_views"]
-    schema = schema_of(con)
-    assert schema == EXPECTED_SCHEMA
-    for table, columns in EXPECTED_SCHEMA.items():  # column order is part of the interface too
-        assert list(schema[table]) == list(columns), table
-    views = {
-        name
-        for (name,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal"
-        ).fetchall()
-    }
-    assert views == VIEWS
-
-
-def test_migrate_twice_is_a_no_op():
+def test_a_summary_field_newer_than_the_schema_needs_a_migration(tmp_path, monkeypatch):
     con = duckdb.connect(":memory:")
     migrate(con)
-    assert migrate(con) == []
-    assert schema_of(con) == EXPECTED_SCHEMA
-    assert con.execute("SELECT count(*) FROM migrations").fetchall() == [(2,)]
-
-
-def test_migrate_adds_a_summary_field_that_is_newer_than_the_store(monkeypatch):
-    con = duckdb.connect(":memory:")
+    monkeypatch.setattr(writer, "SUMMARY_FIELDS", (*SUMMARY_FIELDS, ("fees", "DOUBLE")))
     migrate(con)
-    monkeypatch.setattr(store, "SUMMARY_FIELDS", (*SUMMARY_FIELDS, ("fees", "DOUBLE")))
-    migrate(con)
-    assert schema_of(con)["security_results"]["fees"] == "DOUBLE"
+    columns = con.execute("SELECT column_name FROM information_schema.columns").fetchall()
+    assert ("fees",) not in columns  # nothing derives a column from code
+
+    result = make_result("AAA", 3)
+    result.summary["fees"] = 0.5
+    with pytest.raises(StoreError, match=r"new: \['fees DOUBLE'\].*add a migration"):
+        write_run(tmp_path / "results.duckdb", finished(make_run(), [result], []))
+    assert set(rows_of_run(tmp_path / "results.duckdb", RUN_ID).values()) == {0}
 
 
 def test_write_run_then_read_back(tmp_path):
     path = tmp_path / "results.duckdb"
-    results = write_sample(path)
+    written = write_sample(path)
 
-    for result in results:
-        stored = read_trades(path, "20261128T081500-aaaaaa", result.security)
+    for result in written.results:
+        stored = read_trades(path, RUN_ID, result.security)
         assert (stored["security"] == result.security).all()
         pd.testing.assert_frame_equal(stored[list(TRADE_COLUMNS)], result.trades, check_exact=True)
-    both = read_trades(path, "20261128T081500-aaaaaa")
+    both = read_trades(path, RUN_ID)
     assert both["security"].tolist() == ["AAA"] * 5 + ["BBB"] * 2
 
-    run = read_run(path, "20261128T081500-aaaaaa")
-    assert run["params"] == make_run().params
-    assert run["started_at"] == START
+    run = read_run(path, RUN_ID)
+    assert run.params == make_run().params
+    assert run.started_at == START.replace(tzinfo=dt.UTC)
+    assert (run.git_commit, run.git_dirty, run.status) == ("0123abcd", False, "partial")
+    assert run.failures == written.failures
+    stored = query(path, "SELECT * FROM runs").iloc[0]
     expected_counts = dict(securities=3, securities_ok=2, securities_failed=1, trades=7)
-    assert {key: run[key] for key in expected_counts} == expected_counts
-    assert (run["total_pnl"], run["sharpe_ratio"]) == (1.5, 1.25)
-    assert run["win_rate"] is None and run["calmar_ratio"] is None  # NaN and missing are NULL
+    assert {key: stored[key] for key in expected_counts} == expected_counts
+    portfolio = written.portfolio
+    assert stored["realized_pnl"] == portfolio.realized_pnl == math.fsum([1 / 7] * 3)  # 3 sells
+    assert stored["unrealized_pnl"] == 0.5
+    assert stored["total_pnl"] == portfolio.realized_pnl + 0.5
+    assert stored["sharpe_ratio"] == portfolio.sharpe_ratio
 
     daily = query(path, "SELECT security, date, trades FROM daily_pnl ORDER BY security, date")
     assert daily["date"].dt.date.tolist() == [dt.date(2026, 1, 5), dt.date(2026, 1, 6)] * 2
@@ -246,24 +174,34 @@ def test_write_run_then_read_back(tmp_path):
     assert summary["trades"].tolist() == [5, 2]
     assert summary["sharpe_ratio"].isna().all()
     assert summary["last_date"].dt.date.tolist() == [dt.date(2026, 1, 6)] * 2
+    with pytest.raises(StoreError, match="no run 'nope' in .*SELECT \\* FROM v_run_summary"):
+        read_run(path, "nope")
+
+
+def test_nan_portfolio_figures_are_stored_as_null_and_python_dates_accepted(tmp_path):
+    path = tmp_path / "results.duckdb"
+    run = finished(make_run(), [make_result("AAA", 4, python_dates=True)], [])
+    run.__dict__["portfolio"] = dataclasses.replace(run.portfolio, win_rate=float("nan"))
+    write_run(path, run)
+    stored = query(path, "SELECT win_rate IS NULL AS null_win_rate, trades FROM runs")
+    assert stored.values.tolist() == [[True, 4]]
+    daily = read_run(path, RUN_ID).results[0].daily
+    assert daily["date"].dt.date.tolist() == [dt.date(2026, 1, 5), dt.date(2026, 1, 6)]
 
 
 def test_views_summarise_runs_and_compare_strategies(tmp_path):
     path = tmp_path / "results.duckdb"
     write_sample(path, "20261128T081500-aaaaaa")
-    write_sample(path, "20261128T091500-bbbbbb")
+    write_sample(path, "20261128T091500-bbbbbb", n=7)
+    write_run(path, finished(make_run("20261128T101500-cccccc", data_hash="beef"), [], []))
 
-    runs = query(path, "SELECT run_id, trades, securities_failed FROM v_run_summary")
-    assert runs["run_id"].tolist() == ["20261128T091500-bbbbbb", "20261128T081500-aaaaaa"]
+    runs = query(path, "SELECT run_id, trades, securities_failed, git_commit FROM v_run_summary")
+    assert [r[-6:] for r in runs["run_id"]] == ["cccccc", "bbbbbb", "aaaaaa"]  # newest first
     compare = query(path, "SELECT * FROM v_strategy_comparison")
-    assert len(compare) == 1
-    row = compare.iloc[0]
-    assert (row["strategy"], row["runs"], row["security_results"], row["trades"]) == (
-        "v1",
-        2,
-        4,
-        14,
-    )
+    assert len(compare) == 2  # one row per data_hash
+    row = compare.set_index("data_hash").loc["d00d"]
+    # both runs share strategy, config_hash, data_hash and code_version: the later counts alone
+    assert [row[c] for c in ("strategy", "runs", "security_results", "trades")] == ["v1", 1, 2, 9]
     assert str(compare["trades"].dtype) == "int64"  # SUM(BIGINT) cast back from HUGEINT
 
 
@@ -271,27 +209,22 @@ def test_rewriting_a_run_replaces_it(tmp_path):
     path = tmp_path / "results.duckdb"
     write_sample(path, n=5)
     write_sample(path, n=3)
-    assert rows_of_run(path, "20261128T081500-aaaaaa") == {
-        "runs": 1,
-        "security_results": 2,
-        "trades": 5,
-        "daily_pnl": 4,
-        "failures": 1,
-    }
-    assert read_run(path, "20261128T081500-aaaaaa")["trades"] == 5
+    expected = {"runs": 1, "security_results": 2, "trades": 5, "daily_pnl": 4, "failures": 1}
+    assert rows_of_run(path, RUN_ID) == expected
+    assert read_run(path, RUN_ID).trades == 5
 
 
 def test_a_crash_mid_write_leaves_no_rows_of_the_run(tmp_path, monkeypatch):
     path = tmp_path / "results.duckdb"
     write_sample(path, "20261128T081500-keep00")  # an earlier run must survive untouched
-    insert_arrow = store._insert_arrow
+    insert_arrow = writer._insert_arrow
 
     def crash_on_trades(con, table, run_id, data):
         if table == "trades":
             raise RuntimeError("worker died")
         insert_arrow(con, table, run_id, data)
 
-    monkeypatch.setattr(store, "_insert_arrow", crash_on_trades)
+    monkeypatch.setattr(writer, "_insert_arrow", crash_on_trades)
     with pytest.raises(RuntimeError, match="worker died"):
         write_sample(path, "20261128T081500-crash0")
 
@@ -306,26 +239,43 @@ def test_a_crash_mid_write_leaves_no_rows_of_the_run(tmp_path, monkeypatch):
 def test_bulk_write_of_200k_trades(tmp_path):
     path = tmp_path / "results.duckdb"
     results = [make_result(f"S{i:02d}", 50_000) for i in range(4)]
-    write_run(path, make_run(status="completed"), results, [], {})
+    write_run(path, finished(make_run(), results, []))
     counts = query(
         path, "SELECT count(*)::BIGINT AS n, count(DISTINCT security)::BIGINT AS s FROM trades"
     )
     assert counts.values.tolist() == [[200_000, 4]]
-    assert read_run(path, make_run().run_id)["trades"] == 200_000
+    assert read_run(path, RUN_ID).trades == 200_000
 
 
 def test_latest_run_id_and_new_run_id(tmp_path):
     path = tmp_path / "results.duckdb"
-    write_sample(path, "20261128T081500-aaaaaa")
+    write_sample(path, RUN_ID)
     later = make_run(
         "20261128T091500-bbbbbb", kind="sweep", started_at=START + dt.timedelta(hours=1)
     )
-    write_run(path, later, [], [], {})
+    write_run(path, finished(later, [], []))
     assert latest_run_id(path) == "20261128T091500-bbbbbb"
-    assert latest_run_id(path, kind="backtest") == "20261128T081500-aaaaaa"
+    assert latest_run_id(path, kind="backtest") == RUN_ID
     assert latest_run_id(path, kind="compare") is None
     first, second = new_run_id(), new_run_id()
     assert len(first) == 22 and first[8] == "T" and first[15] == "-" and first != second
+
+
+def test_read_sweep_cells_gives_each_cells_params_and_figures(tmp_path):
+    path = tmp_path / "results.duckdb"
+    assert list(read_sweep_cells(path, "s1").columns) == list(SWEEP_CELL_COLUMNS)  # no store
+    failures = {"c1": [Failure("CCC", "InputError", "bad")], "c2": [Failure("CCC", "E", "m")]}
+    for seconds, cell in ((50, "c1"), (40, "c2")):
+        run = make_run(cell, kind="sweep", sweep_id="s1", config_hash=cell)
+        write_run(path, finished(run, [make_result("AAA", 3)], failures[cell], seconds))
+    cells = read_sweep_cells(path, "s1")
+    assert cells["run_id"].tolist() == ["c2", "c1"]  # oldest first
+    assert cells["retryable_failures"].tolist() == [1, 0]  # bad input is not worth retrying
+    assert json.loads(cells["params"][0]) == make_run().params
+    assert (
+        cells[["securities_ok", "securities_failed", "trades"]].values.tolist() == [[1, 1, 3]] * 2
+    )
+    assert cells["total_pnl"].tolist() == [math.fsum([1 / 7]) + 0.25] * 2
 
 
 def test_read_only_on_a_missing_store_says_what_to_do(tmp_path):
@@ -341,12 +291,52 @@ def test_bad_inputs_fail_before_touching_the_store(tmp_path):
     result = make_result("AAA", 3)
     with pytest.raises(StoreError, match="AAA: trades lack columns \\['pnl'\\]"):
         no_pnl = dataclasses.replace(result, trades=result.trades.drop(columns="pnl"))
-        write_run(path, make_run(), [no_pnl], [], {})
+        write_run(path, finished(make_run(), [no_pnl], []))
     with pytest.raises(StoreError, match="more than once"):
-        write_run(path, make_run(), [result], [Failure("AAA", "E", "m")], {})
-    with pytest.raises(ValueError, match="status 'done'"):
-        make_run(status="done")
+        write_run(path, finished(make_run(), [result], [Failure("AAA", "E", "m")]))
+    with pytest.raises(StoreError, match="is not finished; call run.finish"):
+        write_run(path, make_run())
+    with pytest.raises(ValueError, match="kind 'compare'"):
+        make_run(kind="compare")
     assert not path.exists()
+
+
+def test_read_run_keeps_empty_frames_typed_and_nulls_as_nan(tmp_path):
+    path = tmp_path / "results.duckdb"
+    quiet = make_result("QQQ", 0)
+    quiet.daily = quiet.daily.iloc[0:0]
+    write_run(path, finished(make_run(), [make_result("AAA", 3), quiet], []))
+    run = read_run(path, RUN_ID)
+    aaa, qqq = run.results
+    assert (aaa.security, qqq.security, len(qqq.trades), len(qqq.daily)) == ("AAA", "QQQ", 0, 0)
+    assert list(qqq.trades.columns) == list(TRADE_COLUMNS)
+    assert qqq.trades.dtypes.equals(aaa.trades.dtypes)
+    assert list(qqq.daily.columns) == list(DAILY_COLUMNS)
+    assert str(qqq.daily["date"].dtype) == "datetime64[ns]"
+    assert tuple(aaa.summary) == SUMMARY_COLUMNS
+    assert math.isnan(aaa.summary["sharpe_ratio"]) and math.isnan(aaa.summary["notional"])
+    assert aaa.summary["volume"] is None  # a NULL count stays None
+    assert aaa.summary["last_date"] == dt.date(2026, 1, 6)
+
+
+def test_read_run_gives_back_the_whole_run(tmp_path, shared_data):
+    path = tmp_path / "results.duckdb"
+    written = run_backtest(shared_data / "parquet", "v1_baseline", securities=["SPINNEYS", "MODON"])
+    assert written.results and written.trades > 0
+    write_run(path, written)
+    run = read_run(path, written.run_id)
+
+    assert run.lineage() == written.lineage()
+    assert run.status == written.status and run.failures == written.failures
+    assert len(run.results) == len(written.results)
+    originals = {r.security: r for r in written.results}
+    for result in run.results:
+        original = originals[result.security]
+        assert (result.strategy, result.params) == (original.strategy, original.params)
+        assert result.summary == original.summary
+        pd.testing.assert_frame_equal(result.trades, original.trades, check_exact=True)
+        pd.testing.assert_frame_equal(result.daily, original.daily, check_exact=True)
+    assert run.portfolio == written.portfolio
 
 
 def hold_store(path: str, ready, release) -> None:
@@ -387,7 +377,8 @@ def test_a_locked_store_raises_store_locked_error(locked_store):
     assert "close the other DuckDB session" in message
     assert raised.value.pid == pid
 
+    run = finished(make_run(), [make_result("AAA", 3)], [])
     with pytest.raises(StoreLockedError, match="locked.duckdb"):
-        write_run(path, make_run(), [make_result("AAA", 3)], [], {}, retries=1, retry_delay=0.1)
+        write_run(path, run, retries=1, retry_delay=0.1)
     with pytest.raises(StoreLockedError):
-        read_trades(path, make_run().run_id)
+        read_trades(path, RUN_ID)

@@ -7,6 +7,7 @@ import pytest
 
 from engine.data.source import open_data
 from engine.params import ConfigError, config_hash
+from engine.run import Run
 from engine.runner import backtest_security
 from engine.sim.strategies import UnknownStrategyError
 from engine.sweep import (
@@ -15,7 +16,6 @@ from engine.sweep import (
     expand_grid,
     parse_grid,
     run_cells,
-    run_params,
     sweep_id,
 )
 
@@ -90,10 +90,17 @@ def test_cell_key_is_the_config_hash_a_backtest_run_would_store():
     config = {"SPINNEYS": {"quote_size": 9700}}
     assert cell.key(config) == config_hash(config, {"refill_interval_sec": 5})
     assert cell.key(None) == config_hash({}, {"refill_interval_sec": 5})
-    assert run_params(cell, "cfg.json") == {
+    source = type("Source", (), {"path": "ticks", "content_hash": "h"})()
+    runs = [
+        Run.start(kind=kind, strategy=V2, source=source, config_path="cfg.json", config=config,
+                  overrides=cell.params)  # fmt: skip
+        for kind in ("sweep", "backtest")
+    ]
+    assert runs[0].params == runs[1].params == {
         "config": "cfg.json",
         "overrides": {"refill_interval_sec": 5},
     }
+    assert runs[0].config_hash == runs[1].config_hash == cell.key(config)
 
 
 def test_sweep_id_is_deterministic_and_changes_with_every_input():

@@ -33,7 +33,8 @@ import flows.backtest
 import tasks.backtest
 from engine.params import load_config
 from engine.results.store import StoreLockedError, query, read_run, read_trades
-from engine.runner import BacktestRun, run_backtest
+from engine.run import Run
+from engine.runner import run_backtest
 from engine.types import TRADE_COLUMNS
 from flows.backtest import backtest
 
@@ -60,9 +61,9 @@ def config_of(shared_data):
 @pytest.fixture(scope="module")
 def sequential(parquet, config_of):
     """The in-process sequential run of a strategy over SECURITIES (computed once per strategy)."""
-    runs: dict[str, BacktestRun] = {}
+    runs: dict[str, Run] = {}
 
-    def get(strategy: str) -> BacktestRun:
+    def get(strategy: str) -> Run:
         if strategy not in runs:
             config = load_config(config_of(strategy))
             runs[strategy] = run_backtest(parquet, strategy, config=config, securities=SECURITIES)
@@ -192,7 +193,7 @@ def _plain(value):
     return value
 
 
-def expected_trades(run: BacktestRun, securities=None) -> pd.DataFrame:
+def expected_trades(run: Run, securities=None) -> pd.DataFrame:
     """The sequential run's trades in `read_trades` form (security + TRADE_COLUMNS, by seq)."""
     parts = [
         r.trades.assign(security=r.security)
@@ -216,9 +217,9 @@ def stored_summaries(store: str, run_id: str) -> dict[str, dict]:
     return rows
 
 
-def assert_same_as_sequential(summary: dict, run: BacktestRun, securities=SECURITIES) -> None:
+def assert_same_as_sequential(summary: dict, run: Run, securities=SECURITIES) -> None:
     """Every stored trade (all columns, exact) and every summary figure equal the sequential run's."""
-    store, run_id = summary["store"], summary["run_id"]
+    store, run_id = summary.store, summary.run_id
     pd.testing.assert_frame_equal(
         read_trades(store, run_id), expected_trades(run, securities), check_exact=True
     )
@@ -230,8 +231,7 @@ def assert_same_as_sequential(summary: dict, run: BacktestRun, securities=SECURI
             expected["params"] = json.loads(json.dumps(r.params, default=str))
             assert stored[r.security] == expected, r.security
     if list(securities) == [r.security for r in run.results]:
-        for name, value in run.portfolio.items():
-            assert _plain(summary[name]) == _plain(value), name
+        assert summary.portfolio == run.portfolio
 
 
 def failures_of(store: str, run_id: str) -> dict[str, dict]:
@@ -302,9 +302,9 @@ def test_flow_on_its_own_local_cluster_stores_the_sequential_results(
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["status"] == "completed" and summary["securities_ok"] == len(SECURITIES)
-    assert set(summary["timings"]) == {"cluster_start", "compute", "cluster_stop", "store"}
-    assert read_run(summary["store"], summary["run_id"])["status"] == "completed"
+    assert summary.status == "completed" and summary.securities_ok == len(SECURITIES)
+    assert set(summary.timings) == {"cluster_start", "compute", "cluster_stop", "store"}
+    assert read_run(summary.store, summary.run_id).status == "completed"
     assert_same_as_sequential(summary, sequential(strategy))
 
 
@@ -323,7 +323,7 @@ def test_flow_on_an_existing_cluster_stores_the_sequential_results(
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     assert_same_as_sequential(summary, sequential(strategy))
 
 
@@ -351,8 +351,8 @@ def test_retried_and_failed_securities(
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["status"] == "partial"
-    assert (summary["securities_ok"], summary["securities_failed"]) == (2, 2)
+    assert summary.status == "partial"
+    assert (summary.securities_ok, summary.securities_failed) == (2, 2)
     assert len(faults.attempts(marks, "MODON")) == 2
     assert len(faults.attempts(marks, "PARKIN")) == 3
     counts = run_counts(state.state_details.flow_run_id)  # Prefect's retries did these
@@ -363,7 +363,7 @@ def test_retried_and_failed_securities(
     )
     assert_same_as_sequential(summary, sequential(strategy), securities=["MODON", "SPINNEYS"])
 
-    failed = failures_of(summary["store"], summary["run_id"])
+    failed = failures_of(summary.store, summary.run_id)
     assert sorted(failed) == ["BROKEN", "PARKIN"]
     assert failed["PARKIN"] == {
         "attempts": 3,
@@ -373,7 +373,7 @@ def test_retried_and_failed_securities(
     assert failed["BROKEN"]["attempts"] == 1
     assert failed["BROKEN"]["error_type"] == "InputError"
     assert "could not be read as Parquet" in failed["BROKEN"]["message"]
-    assert read_run(summary["store"], summary["run_id"])["status"] == "partial"
+    assert read_run(summary.store, summary.run_id).status == "partial"
 
     report = report_artifact(state.state_details.flow_run_id)
     assert "2 ok, 2 failed" in report
@@ -390,7 +390,7 @@ def test_flow_fails_when_no_security_succeeds(threads, tmp_path):
     assert state.is_failed()
     assert "all 1 securities failed" in state.message
     (run_id,) = query(store, "SELECT run_id FROM runs")["run_id"]
-    assert read_run(store, run_id)["status"] == "failed"
+    assert read_run(store, run_id).status == "failed"
     failed = failures_of(store, run_id)
     assert list(failed) == ["BROKEN"] and failed["BROKEN"]["error_type"] == "InputError"
 
@@ -421,7 +421,7 @@ def test_worker_killed_once_the_task_is_rerun_elsewhere(
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     killed, rerun = faults.attempts(marks, "MODON")
     client = dask_cluster[1]
     client.wait_for_workers(2, timeout=120)
@@ -453,9 +453,9 @@ def test_worker_killed_on_every_try_fails_that_security_only(
     )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["status"] == "partial"
+    assert summary.status == "partial"
     assert len(set(faults.attempts(marks, "MODON"))) == 2
-    failed = failures_of(summary["store"], summary["run_id"])
+    failed = failures_of(summary.store, summary.run_id)
     assert list(failed) == ["MODON"]
     assert failed["MODON"]["error_type"] == "KilledWorker"
     assert failed["MODON"]["attempts"] == 2
@@ -501,13 +501,13 @@ def test_locked_store_fails_clearly_then_a_rerun_succeeds(
         flows.backtest.store_results.with_options(retry_delay_seconds=0),
     )
     writes = []
-    real_write_run = tasks.backtest.results_store.write_run
+    real_connect = tasks.backtest.results_store.connect
 
-    def counted_write_run(*args, **kwargs):
+    def counted_connect(*args, **kwargs):
         writes.append(time.monotonic())
-        return real_write_run(*args, **kwargs)
+        return real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.backtest.results_store, "write_run", counted_write_run)
+    monkeypatch.setattr(tasks.backtest.results_store, "connect", counted_connect)
     kwargs = dict(data=str(parquet), strategy="v1_baseline", securities=["SPINNEYS"], store=path)
 
     state = run_flow(**kwargs)
@@ -522,8 +522,8 @@ def test_locked_store_fails_clearly_then_a_rerun_succeeds(
     state = run_flow(**kwargs)
     assert state.is_completed(), state.message
     summary = state.result()
-    assert read_run(path, summary["run_id"])["status"] == "completed"
-    assert len(read_trades(path, summary["run_id"])) == summary["trades"] > 0
+    assert read_run(path, summary.run_id).status == "completed"
+    assert len(read_trades(path, summary.run_id)) == summary.portfolio.trades > 0
 
 
 # ---- 5. the CLI --------------------------------------------------------------------------------
@@ -561,8 +561,8 @@ def test_mmflow_run_cli_end_to_end(dask_address, tmp_path, parquet, config_of):
     assert process.returncode == 0, output + process.stderr
     run_id = re.search(r"stored in .* as run (\S+)", output).group(1)
     run = read_run(store, run_id)
-    assert (run["status"], run["securities_ok"], run["securities_failed"]) == ("completed", 2, 0)
+    assert (run.status, len(run.results), len(run.failures)) == ("completed", 2, 0)
     assert f"run {run_id} (v1_baseline)" in output
     assert "SPINNEYS" in output and "MODON" in output
-    assert "portfolio: trades=" in output
+    assert "portfolio (2 ok, 0 failed): trades=" in output
     assert "trades identical: True" in output

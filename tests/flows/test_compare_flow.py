@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from engine.results import metrics
-from engine.results.store import RunRecord, write_run
+from engine.results.store import write_run
+from engine.run import Run
 from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, SecurityResult
 from flows.compare import compare
 
@@ -33,13 +34,20 @@ def result(security: str, realized: list[float]) -> SecurityResult:
         }
     )[list(TRADE_COLUMNS)]
     summary = {name: None for name, _ in SUMMARY_FIELDS}
-    summary.update(security=security, strategy=V2, trades=n, realized_pnl=sum(realized))
+    summary.update(
+        security=security,
+        strategy=V2,
+        trades=n,
+        realized_pnl=sum(realized),
+        unrealized_pnl=0.0,
+        total_pnl=sum(realized),
+    )
     return SecurityResult(security, V2, {}, trades, metrics.daily_pnl(trades), summary)
 
 
 def write(path, run_id: str, refill: float, results: list[SecurityResult]) -> None:
     start = dt.datetime(2026, 11, 28, 9)
-    run = RunRecord(
+    run = Run(
         run_id=run_id,
         kind="sweep",
         strategy=V2,
@@ -49,11 +57,9 @@ def write(path, run_id: str, refill: float, results: list[SecurityResult]) -> No
         data_hash="d",
         code_version="c",
         started_at=start,
-        finished_at=start,
-        status="completed",
         sweep_id="sweep-flowtest",
-    )
-    write_run(path, run, results, [], metrics.portfolio_metrics(results))
+    ).finish(results, [])
+    write_run(path, run)
 
 
 def read_artifact(key: str):

@@ -68,15 +68,15 @@ def test_sweep_stores_cells_resumes_the_missing_ones_and_fresh_recomputes_all(da
     kwargs = dict(data=str(data), strategies=[V2, V21], grid=GRID, store=store, batch_cells=2)
 
     first = sweep(**kwargs)
-    assert (first["cells"], first["computed"], first["reused"]) == (4, 4, 0)
-    assert first["securities"] == ["MODON", "SPINNEYS"]
-    assert len(first["tasks"]) == 4  # 2 batches x 2 securities, each task 2 cells
-    assert {len(t["cells"]) for t in first["tasks"]} == {2}
-    stored = cells_of(store, first["sweep_id"])
+    assert (first.cells, first.computed, first.reused) == (4, 4, 0)
+    assert first.securities == ("MODON", "SPINNEYS")
+    assert len(first.tasks) == 4  # 2 batches x 2 securities, each task 2 cells
+    assert {len(t["cells"]) for t in first.tasks} == {2}
+    stored = cells_of(store, first.sweep_id)
     assert stored["strategy"].tolist() == [V21, V21, V2, V2]
     assert stored["refill"].tolist() == [5.0, 30.0, 5.0, 30.0]
     assert set(stored["kind"]) == {"sweep"} and set(stored["status"]) == {"completed"}
-    assert sorted(first["computed_run_ids"]) == sorted(stored["run_id"])
+    assert sorted(first.computed_run_ids) == sorted(stored["run_id"])
     assert json.loads(stored["params"][0]) == {
         "config": None,
         "overrides": {"refill_interval_sec": 5.0},
@@ -98,14 +98,14 @@ def test_sweep_stores_cells_resumes_the_missing_ones_and_fresh_recomputes_all(da
     lost = stored.loc[stored["refill"] == 30.0, "run_id"].tolist()
     delete_runs(store, lost)
     second = sweep(**kwargs)
-    assert second["sweep_id"] == first["sweep_id"]
-    assert (second["computed"], second["reused"]) == (2, 2)
-    assert second["computed_cells"] == [
+    assert second.sweep_id == first.sweep_id
+    assert (second.computed, second.reused) == (2, 2)
+    assert list(second.computed_cells) == [
         f"{V2} refill_interval_sec=30",
         f"{V21} refill_interval_sec=30",
     ]
-    assert [t["cells"] for t in second["tasks"]] == [second["computed_cells"]] * 2
-    again = cells_of(store, first["sweep_id"])
+    assert [t["cells"] for t in second.tasks] == [list(second.computed_cells)] * 2
+    again = cells_of(store, first.sweep_id)
     assert len(again) == 4
     flow_run_id = again.loc[again["refill"] == 30.0, "flow_run_id"].iloc[0]
     assert task_run_names(flow_run_id) == ["sweep-MODON-batch1of1", "sweep-SPINNEYS-batch1of1"]
@@ -113,11 +113,11 @@ def test_sweep_stores_cells_resumes_the_missing_ones_and_fresh_recomputes_all(da
         pd.testing.assert_frame_equal(read_trades(store, new), before[old], check_exact=True)
 
     third = sweep(**kwargs)
-    assert (third["computed"], third["reused"], third["tasks"]) == (0, 4, [])
+    assert (third.computed, third.reused, third.tasks) == (0, 4, ())
 
     fresh = sweep(**kwargs, fresh=True)
-    assert (fresh["computed"], fresh["reused"]) == (4, 0)
-    after = cells_of(store, first["sweep_id"])
+    assert (fresh.computed, fresh.reused) == (4, 0)
+    after = cells_of(store, first.sweep_id)
     assert after["run_id"].tolist() == again["run_id"].tolist()  # replaced in place, no duplicates
     assert query(store, "SELECT count(*) AS n FROM runs")["n"].item() == 4
     for old, new in zip(stored["run_id"], after["run_id"], strict=True):  # same cell order
@@ -131,16 +131,16 @@ def test_bad_input_is_a_failure_of_every_cell_and_is_not_retried_on_resume(data,
     kwargs = dict(data=str(data), strategies=[V2], grid=GRID, store=store, batch_cells=1)
 
     first = sweep(**kwargs)
-    assert (first["computed"], len(first["tasks"])) == (2, 4)
-    assert list(first["failed"]) == ["BROKEN"]
-    assert first["failed"]["BROKEN"].startswith("InputError: file ")
+    assert (first.computed, len(first.tasks)) == (2, 4)
+    assert list(first.failed) == ["BROKEN"]
+    assert first.failed["BROKEN"].startswith("InputError: file ")
     failures = query(store, "SELECT run_id, security, error_type, attempts FROM failures")
-    assert sorted(failures["run_id"]) == sorted(first["computed_run_ids"])
+    assert sorted(failures["run_id"]) == sorted(first.computed_run_ids)
     assert set(failures["security"]) == {"BROKEN"} and set(failures["attempts"]) == {1}
-    assert set(cells_of(store, first["sweep_id"])["status"]) == {"partial"}
+    assert set(cells_of(store, first.sweep_id)["status"]) == {"partial"}
 
     second = sweep(**kwargs)  # bad input is deterministic: those cells count as stored
-    assert (second["computed"], second["reused"]) == (0, 2)
+    assert (second.computed, second.reused) == (0, 2)
 
 
 def test_a_cell_with_a_failure_other_than_bad_input_is_recomputed(tmp_path):
@@ -148,7 +148,10 @@ def test_a_cell_with_a_failure_other_than_bad_input_is_recomputed(tmp_path):
 
     grid = expand_grid([V2], {"refill_interval_sec": (5, 30, 60)})
     keys = [(c.strategy, c.key({})) for c in grid.cells]
-    stored = {keys[0]: ("run-5", True), keys[1]: ("run-30", False)}
+    stored = {
+        keys[0]: {"run_id": "run-5", "reusable": True},
+        keys[1]: {"run_id": "run-30", "reusable": False},
+    }
     todo, reused, replace = plan_cells(grid, {}, stored, fresh=False)
     assert (todo, reused) == ([grid.cells[1], grid.cells[2]], [grid.cells[0]])
     assert replace == {grid.cells[1]: "run-30"}

@@ -10,6 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine.results.report.markup import days_basis
+
 MAX_POINTS = 2000  # per curve; each of MAX_POINTS // 3 buckets keeps its min, max and last point
 HEATMAP_TEXT_CELLS = 400  # print values inside heatmap cells up to this many cells
 
@@ -64,7 +66,7 @@ def _epoch_ms(times: pd.Series) -> np.ndarray:
     return times.to_numpy("datetime64[ms]").astype("int64").astype("float64")
 
 
-def _rangebreaks(series: pd.DataFrame) -> list[dict]:
+def rangebreaks(series: pd.DataFrame) -> list[dict]:
     """Hide nights (session hours read from the data) and weekends without fills on intraday axes.
 
     Holidays stay visible as short flat gaps: breaks by date values combined with the hour pattern
@@ -116,23 +118,28 @@ def _bars(daily: pd.DataFrame) -> go.Bar:
     return go.Bar(
         x=_epoch_ms(daily["date"]),
         y=values,
-        name="daily P&L",
+        name="Daily Realized P&L",
         marker=dict(color=np.where(values >= 0, GAIN, LOSS).tolist(), line=dict(width=0)),
         hovertemplate="%{x|%Y-%m-%d}: %{y:,.2f}<extra></extra>",
     )
 
 
-def _security_figure(series: pd.DataFrame, daily: pd.DataFrame, breaks: list[dict]) -> go.Figure:
-    """Cumulative realized P&L, position, daily P&L bars and drawdown of one security."""
+def security_figure(series: pd.DataFrame, daily: pd.DataFrame, breaks: list[dict]) -> go.Figure:
+    """Cumulative realized P&L, position, daily realized P&L bars and drawdown of one security."""
     fig = _figure(
         2,
         2,
-        ["Cumulative realized P&L", "Position", "Daily realized P&L", "Drawdown (realized)"],
+        [
+            "Cumulative Realized P&L (last per minute)",
+            "Position (last per minute)",
+            "Daily Realized P&L",
+            "Drawdown of Realized P&L (per fill, deepest per minute)",
+        ],
         height=430,
         vertical_spacing=0.16,
     )
     x = _epoch_ms(series["minute"])
-    fig.add_trace(_line(x, series["pnl"], "realized P&L", PNL), row=1, col=1)
+    fig.add_trace(_line(x, series["pnl"], "Realized P&L", PNL), row=1, col=1)
     position = _line(x, series["position"], "position", POSITION, line=dict(shape="hv"))
     position.hovertemplate = "%{y:,.0f}"
     fig.add_trace(position, row=1, col=2)
@@ -148,8 +155,9 @@ def _security_figure(series: pd.DataFrame, daily: pd.DataFrame, breaks: list[dic
     return fig
 
 
-def _portfolio_figure(daily: pd.DataFrame) -> go.Figure:
-    """The combined daily curve (sum over securities by date), its drawdown and per-security curves."""
+def portfolio_figure(daily: pd.DataFrame) -> go.Figure:
+    """The combined daily realized curve (securities summed by date), its drawdown (daily, over
+    its number of dates) and the per-security curves."""
     combined = daily.groupby("date", sort=True)["realized_pnl"].sum().reset_index()
     combined["cumulative_pnl"] = combined["realized_pnl"].cumsum()
     drawdown = combined["cumulative_pnl"] - combined["cumulative_pnl"].cummax()
@@ -157,17 +165,17 @@ def _portfolio_figure(daily: pd.DataFrame) -> go.Figure:
         2,
         2,
         [
-            "Cumulative realized P&L, all securities (daily)",
-            "Drawdown of the combined curve",
-            "Daily realized P&L, all securities",
-            "Cumulative realized P&L by security",
+            "Cumulative Realized P&L, all securities (daily)",
+            f"Drawdown of the combined curve ({days_basis(len(combined))})",
+            "Daily Realized P&L, all securities",
+            "Cumulative Realized P&L by security",
         ],
         height=480,
         vertical_spacing=0.16,
         shared_xaxes="all",
     )
     x = _epoch_ms(combined["date"])
-    fig.add_trace(_line(x, combined["cumulative_pnl"], "portfolio", PNL), row=1, col=1)
+    fig.add_trace(_line(x, combined["cumulative_pnl"], "Realized P&L", PNL), row=1, col=1)
     fill = _line(x, drawdown, "drawdown", LOSS, fill="tozeroy")
     fill.fillcolor = DRAWDOWN_FILL
     fig.add_trace(fill, row=1, col=2)
@@ -184,11 +192,15 @@ def _portfolio_figure(daily: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _metrics_figure(cells: pd.DataFrame, parameters: list[str]) -> go.Figure:
-    """Total P&L, Sharpe and max drawdown (columns) against each swept parameter (rows); one line
-    per strategy, averaged over the other swept parameters."""
+def metrics_figure(cells: pd.DataFrame, parameters: list[str]) -> go.Figure:
+    """Total P&L, daily Sharpe and max drawdown (columns) against each swept parameter (rows); one
+    line per strategy, averaged over the other swept parameters."""
     rows = parameters or ["parameter set"]
-    metrics = [("total_pnl", "Total P&L"), ("sharpe_ratio", "Sharpe"), ("max_drawdown", "Max DD")]
+    metrics = [
+        ("total_pnl", "Total P&L"),
+        ("sharpe_ratio", "Sharpe (daily)"),
+        ("max_drawdown", "Max DD (daily)"),
+    ]
     titles = [f"{label} by {p}" for p in rows for _, label in metrics]
     fig = _figure(
         len(rows),
@@ -231,8 +243,9 @@ def _metrics_figure(cells: pd.DataFrame, parameters: list[str]) -> go.Figure:
     return fig
 
 
-def _heatmap(cells: pd.DataFrame, securities: pd.DataFrame) -> go.Figure:
-    """Parameter set × security heatmap of each security's total P&L (diverging at zero)."""
+def heatmap(cells: pd.DataFrame, securities: pd.DataFrame) -> go.Figure:
+    """Parameter set × security heatmap of each security's Total P&L (realized + unrealized,
+    diverging at zero)."""
     grid = securities.pivot(index="run_id", columns="security", values="total_pnl")
     grid = grid.reindex(index=cells["run_id"])
     show_text = grid.size <= HEATMAP_TEXT_CELLS
@@ -245,8 +258,8 @@ def _heatmap(cells: pd.DataFrame, securities: pd.DataFrame) -> go.Figure:
             zmid=0,
             texttemplate="%{z:,.0f}" if show_text else None,
             textfont=dict(size=11),
-            colorbar=dict(title=dict(text="P&L"), thickness=12),
-            hovertemplate="%{y}<br>%{x}: total P&L %{z:,.2f}<extra></extra>",
+            colorbar=dict(title=dict(text="Total P&L"), thickness=12),
+            hovertemplate="%{y}<br>%{x}: Total P&L %{z:,.2f}<extra></extra>",
             xgap=1,
             ygap=1,
         )

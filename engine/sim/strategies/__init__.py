@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+from functools import cache
 from types import ModuleType
 
 
@@ -18,11 +19,19 @@ class UnknownStrategyError(ValueError):
     """A strategy name that is not in the registry."""
 
 
+@cache
 def available() -> tuple[str, ...]:
-    """Names of all strategies, sorted."""
+    """Names of all strategies, sorted (the package is scanned once per process)."""
     return tuple(
         sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
     )
+
+
+@cache
+def _module(name: str) -> ModuleType:
+    module = importlib.import_module(f"{__name__}.{name}")
+    assert module.NAME == name, f"{module.__name__} declares NAME={module.NAME!r}"
+    return module
 
 
 def get(name: str) -> ModuleType:
@@ -34,6 +43,4 @@ def get(name: str) -> ModuleType:
         raise UnknownStrategyError(
             f"unknown strategy {name!r}. {hint}Available: {', '.join(names)}"
         )
-    module = importlib.import_module(f"{__name__}.{name}")
-    assert module.NAME == name, f"{module.__name__} declares NAME={module.NAME!r}"
-    return module
+    return _module(name)

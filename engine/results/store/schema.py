@@ -1,0 +1,165 @@
+"""The store's schema: an ordered list of named migrations, each fixed DDL text, frozen once shipped.
+
+Nothing here derives a table from current code: a new column or a changed view is a new migration
+appended to `MIGRATIONS`, and `migrate` applies the ones a store has not recorded in `migrations`
+(name, applied_at), each in its own transaction. A store made by any earlier version upgrades to
+the same schema as a new one (tests/engine/test_store_migrations.py checks it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import duckdb
+
+from engine.results.store.views import (
+    V_RUN_SUMMARY_M002,
+    V_RUN_SUMMARY_M004,
+    V_STRATEGY_COMPARISON_M002,
+    V_STRATEGY_COMPARISON_M004,
+)
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next schema migration; its name is recorded once applied."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+# ---- shipped migrations: never edit one; append a new one ------------------------------------
+
+
+@migration
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the runs, security_results, trades, daily_pnl and failures tables."""
+    con.execute(
+        """CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY, sweep_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR NOT NULL,
+        strategy VARCHAR, params JSON, config_hash VARCHAR, data_source VARCHAR,
+        data_hash VARCHAR, code_version VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP,
+        status VARCHAR NOT NULL, securities BIGINT, securities_ok BIGINT,
+        securities_failed BIGINT, trades BIGINT, total_pnl DOUBLE, sharpe_ratio DOUBLE,
+        max_drawdown DOUBLE, max_drawdown_pct DOUBLE, calmar_ratio DOUBLE, win_rate DOUBLE,
+        profit_factor DOUBLE)"""
+    )
+    con.execute(
+        """CREATE TABLE security_results (
+        run_id VARCHAR NOT NULL, security VARCHAR, strategy VARCHAR, trades BIGINT,
+        buy_trades BIGINT, sell_trades BIGINT, volume BIGINT, notional DOUBLE,
+        final_position BIGINT, realized_pnl DOUBLE, unrealized_pnl DOUBLE, total_pnl DOUBLE,
+        last_price DOUBLE, rows_read BIGINT, rows_kept BIGINT, rows_in_window BIGINT,
+        bid_rows BIGINT, ask_rows BIGINT, trade_rows BIGINT, dropped_bad_timestamp BIGINT,
+        dropped_bad_price BIGINT, dropped_nonpositive_price BIGINT, market_dates BIGINT,
+        strategy_dates BIGINT, first_date DATE, last_date DATE, stop_loss_triggers BIGINT,
+        avg_pnl_per_trade DOUBLE, sharpe_ratio DOUBLE, max_drawdown DOUBLE,
+        max_drawdown_pct DOUBLE, calmar_ratio DOUBLE, win_rate DOUBLE, profit_factor DOUBLE,
+        params JSON, PRIMARY KEY (run_id, security))"""
+    )
+    con.execute(
+        """CREATE TABLE trades (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, seq BIGINT, "timestamp" TIMESTAMP,
+        side VARCHAR, fill_price DOUBLE, fill_qty BIGINT, realized_pnl DOUBLE, position BIGINT,
+        pnl DOUBLE)"""
+    )
+    con.execute(
+        """CREATE TABLE daily_pnl (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, "date" DATE, realized_pnl DOUBLE,
+        cumulative_pnl DOUBLE, trades BIGINT)"""
+    )
+    con.execute(
+        """CREATE TABLE failures (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, attempts BIGINT, error_type VARCHAR,
+        message VARCHAR)"""
+    )
+
+
+@migration
+def m002_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Create v_run_summary and v_strategy_comparison (replaced by m004_views)."""
+    con.execute(V_RUN_SUMMARY_M002)
+    con.execute(V_STRATEGY_COMPARISON_M002)
+
+
+@migration
+def m003_pnl_names_and_git(con: duckdb.DuckDBPyConnection) -> None:
+    """runs: realized_pnl, unrealized_pnl, git_commit, git_dirty; total_pnl = realized + unrealized.
+
+    Until now `runs.total_pnl` held the portfolio's *realized* P&L while
+    `security_results.total_pnl` held realized + unrealized. Existing runs keep their realized
+    figure as `realized_pnl`, get the sum of their securities' `unrealized_pnl` (0 when none), and
+    `total_pnl` becomes their sum, so the name means the same in both tables.
+    """
+    con.execute("ALTER TABLE runs ADD COLUMN realized_pnl DOUBLE")
+    con.execute("ALTER TABLE runs ADD COLUMN unrealized_pnl DOUBLE")
+    con.execute("ALTER TABLE runs ADD COLUMN git_commit VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN git_dirty BOOLEAN")
+    con.execute(
+        """UPDATE runs
+        SET realized_pnl = total_pnl,
+            unrealized_pnl = u.unrealized_pnl,
+            total_pnl = total_pnl + u.unrealized_pnl
+        FROM (SELECT r.run_id, COALESCE(SUM(s.unrealized_pnl), 0) AS unrealized_pnl
+              FROM runs r LEFT JOIN security_results s USING (run_id)
+              GROUP BY r.run_id) u
+        WHERE u.run_id = runs.run_id"""
+    )
+
+
+@migration
+def m004_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace both views: lineage and the three P&L figures per run; comparison per data_hash."""
+    con.execute(V_RUN_SUMMARY_M004)
+    con.execute(V_STRATEGY_COMPARISON_M004)
+
+
+# ---- applying them -----------------------------------------------------------------------------
+
+
+def migrate(con: duckdb.DuckDBPyConnection, *, upto: str | None = None) -> list[str]:
+    """Apply the missing migrations in order (up to and including `upto`); return names applied."""
+    names = [fn.__name__ for fn in MIGRATIONS]
+    if upto is not None and upto not in names:
+        raise ValueError(f"no migration {upto!r}; migrations are {names}")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+    done = {name for (name,) in con.execute("SELECT name FROM migrations").fetchall()}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ not in done:
+            _apply(con, fn)
+            applied.append(fn.__name__)
+        if fn.__name__ == upto:
+            break
+    return applied
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+    """The migrations a store lacks, in order; None if it has no `migrations` table (no store)."""
+    has_log = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_name = 'migrations'"
+    ).fetchall()[0][0]
+    if not has_log:
+        return None
+    done = {name for (name,) in con.execute("SELECT name FROM migrations").fetchall()}
+    return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in done]
+
+
+def _apply(con: duckdb.DuckDBPyConnection, fn: Migration) -> None:
+    """Run one migration and record it, in one transaction."""
+    con.execute("BEGIN")
+    try:
+        fn(con)
+        applied_at = datetime.now(UTC).replace(tzinfo=None)  # TIMESTAMP: naive UTC
+        con.execute("INSERT INTO migrations VALUES (?, ?)", [fn.__name__, applied_at])
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # must not hide the original error
+            con.execute("ROLLBACK")
+        raise

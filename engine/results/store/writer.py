@@ -1,0 +1,240 @@
+"""The single writer: one finished `Run` into every run table in one transaction.
+
+The Arrow tables are built before connecting, so the file is locked only for the transaction;
+rows of the run_id are deleted first, so re-writing a run replaces it (idempotent retries).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from engine.results.store.connection import StoreError, _naive_utc, _rollback, connect
+from engine.run import Run
+from engine.types import DAILY_COLUMNS, SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
+
+RUN_TABLES = ("runs", "security_results", "trades", "daily_pnl", "failures")
+# The Portfolio figures stored in `runs` (NULL when NaN); `days` is recomputed from daily_pnl.
+PORTFOLIO_FIELDS = (
+    "realized_pnl",
+    "unrealized_pnl",
+    "total_pnl",
+    "sharpe_ratio",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "calmar_ratio",
+    "win_rate",
+    "profit_factor",
+)
+LINEAGE_FIELDS = (
+    "run_id",
+    "sweep_id",
+    "flow_run_id",
+    "kind",
+    "strategy",
+    "config_hash",
+    "data_source",
+    "data_hash",
+    "code_version",
+    "git_commit",
+    "git_dirty",
+)
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("ns"),
+}
+
+
+def _arrow_schema(columns: str) -> pa.Schema:
+    """An Arrow schema from "name TYPE, ..." in DuckDB type names."""
+    pairs = (column.split() for column in columns.split(","))
+    return pa.schema([(name, _ARROW_TYPES[type_]) for name, type_ in pairs])
+
+
+_TRADES_SCHEMA = _arrow_schema(
+    "seq BIGINT, timestamp TIMESTAMP, side VARCHAR, fill_price DOUBLE, fill_qty BIGINT, "
+    "realized_pnl DOUBLE, position BIGINT, pnl DOUBLE"
+)
+_DAILY_SCHEMA = _arrow_schema(
+    "security VARCHAR, date DATE, realized_pnl DOUBLE, cumulative_pnl DOUBLE, trades BIGINT"
+)
+_FAILURES_SCHEMA = _arrow_schema(
+    "security VARCHAR, attempts BIGINT, error_type VARCHAR, message VARCHAR"
+)
+
+
+def write_run(path: str | Path, run: Run, *, retries: int = 3, retry_delay: float = 1.0) -> None:
+    """Store one finished run in one transaction, replacing any earlier write of the same run_id."""
+    _check_securities(run.results, run.failures)
+    tables = {  # built before connecting, so the file is locked only for the transaction
+        "security_results": _summary_table(run.results),
+        "trades": _trades_table(run.results),
+        "daily_pnl": _daily_table(run.results),
+        "failures": _failures_table(run.failures),
+    }
+    row = _runs_row(run)  # after the frames are checked: the portfolio is computed from them
+    with connect(path, retries=retries, retry_delay=retry_delay) as con:
+        _check_summary_columns(con)
+        con.execute("BEGIN")
+        try:
+            for table in RUN_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])
+            _insert_runs_row(con, row)
+            for table, data in tables.items():
+                _insert_arrow(con, table, run.run_id, data)
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+
+
+def _check_securities(results: Sequence[SecurityResult], failures: Sequence[Failure]) -> None:
+    """Each security appears once, and each summary has exactly the SUMMARY_FIELDS keys."""
+    names = [r.security for r in results] + [f.security for f in failures]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise StoreError(f"securities appear more than once in results/failures: {duplicates}")
+    expected = {name for name, _ in SUMMARY_FIELDS}
+    for r in results:
+        missing, extra = expected - r.summary.keys(), r.summary.keys() - expected
+        if missing or extra:
+            raise StoreError(
+                f"security {r.security}: summary keys differ from SUMMARY_FIELDS "
+                f"(missing {sorted(missing)}, unknown {sorted(extra)}); add new figures to "
+                "SUMMARY_FIELDS in engine/types.py"
+            )
+        if r.summary["security"] != r.security:
+            raise StoreError(f"security {r.security}: summary names {r.summary['security']!r}")
+
+
+def _check_summary_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """The store's security_results columns are SUMMARY_FIELDS (a check: migrations make them)."""
+    stored = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+        "'main' AND table_name = 'security_results' AND column_name NOT IN ('run_id', 'params') "
+        "ORDER BY ordinal_position"
+    ).fetchall()
+    if stored != list(SUMMARY_FIELDS):
+        new = [f"{n} {t}" for n, t in SUMMARY_FIELDS if (n, t) not in stored]
+        old = [f"{n} {t}" for n, t in stored if (n, t) not in SUMMARY_FIELDS]
+        raise StoreError(
+            f"security_results does not match SUMMARY_FIELDS (new: {new}, stored only: {old}); "
+            "add a migration to engine/results/store/schema.py that makes them equal"
+        )
+
+
+def _runs_row(run: Run) -> dict:
+    """The runs row: lineage, counts from results/failures, portfolio figures (NaN as NULL)."""
+    if run.finished_at is None:
+        raise StoreError(f"run {run.run_id} is not finished; call run.finish(results, failures)")
+    row = {name: getattr(run, name) for name in LINEAGE_FIELDS}
+    row["params"] = _json(run.params)
+    row["started_at"], row["finished_at"] = _naive_utc(run.started_at), _naive_utc(run.finished_at)
+    row["status"] = run.status
+    row["securities"] = len(run.results) + len(run.failures)
+    row["securities_ok"], row["securities_failed"] = len(run.results), len(run.failures)
+    row["trades"] = run.trades
+    for name in PORTFOLIO_FIELDS:
+        value = getattr(run.portfolio, name)
+        row[name] = None if value is None or math.isnan(value) else float(value)
+    return row
+
+
+def _insert_runs_row(con: duckdb.DuckDBPyConnection, row: dict) -> None:
+    """Insert the runs row."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    con.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table) -> None:
+    """Bulk-insert an Arrow table's columns (by name) plus run_id into `table`."""
+    if data.num_rows == 0:
+        return
+    columns = ", ".join(f'"{name}"' for name in data.column_names)
+    con.register("store_source", data)
+    try:
+        con.execute(
+            f"INSERT INTO {table} (run_id, {columns}) SELECT ?, {columns} FROM store_source",
+            [run_id],
+        )
+    finally:
+        con.unregister("store_source")
+
+
+def _summary_table(results: Sequence[SecurityResult]) -> pa.Table:
+    """One row per security: the SUMMARY_FIELDS columns (NaN stored as NULL) and params JSON."""
+    columns = {}
+    for name, type_ in SUMMARY_FIELDS:
+        values = [r.summary[name] for r in results]
+        if type_ == "DATE":
+            values = pd.to_datetime(pd.Series(values, dtype=object)).to_numpy("datetime64[D]")
+        columns[name] = pa.array(values, type=_ARROW_TYPES[type_], from_pandas=True)
+    columns["params"] = pa.array([_json(r.params) for r in results], type=pa.string())
+    return pa.table(columns)
+
+
+def _trades_table(results: Sequence[SecurityResult]) -> pa.Table:
+    """All securities' trades in one Arrow table, with a leading security column."""
+    parts = []
+    for r in results:
+        frame = _columns(r, "trades", r.trades, TRADE_COLUMNS)
+        try:
+            body = pa.Table.from_pandas(frame, schema=_TRADES_SCHEMA, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError) as error:
+            raise StoreError(
+                f"security {r.security}: trades have unexpected types: {error}"
+            ) from error
+        body = body.replace_schema_metadata(None)
+        parts.append(body.add_column(0, "security", pa.repeat(pa.scalar(r.security), len(body))))
+    if not parts:
+        return _TRADES_SCHEMA.insert(0, pa.field("security", pa.string())).empty_table()
+    return pa.concat_tables(parts)
+
+
+def _daily_table(results: Sequence[SecurityResult]) -> pa.Table:
+    """All securities' daily P&L; dates may be datetime64 (floored to the day) or datetime.date."""
+    parts = []
+    for r in results:
+        daily = _columns(r, "daily", r.daily, DAILY_COLUMNS)
+        try:
+            arrays = [
+                pa.repeat(pa.scalar(r.security), len(daily)),
+                pd.to_datetime(daily["date"]).to_numpy("datetime64[D]"),
+                *(daily[c].to_numpy("float64") for c in ("realized_pnl", "cumulative_pnl")),
+                daily["trades"].to_numpy("int64"),
+            ]
+            parts.append(pa.Table.from_arrays(arrays, schema=_DAILY_SCHEMA))
+        except (pa.ArrowException, TypeError, ValueError) as error:
+            raise StoreError(
+                f"security {r.security}: daily has unexpected types: {error}"
+            ) from error
+    return pa.concat_tables(parts) if parts else _DAILY_SCHEMA.empty_table()
+
+
+def _failures_table(failures: Sequence[Failure]) -> pa.Table:
+    """One row per failed security."""
+    return pa.Table.from_pylist([asdict(f) for f in failures], schema=_FAILURES_SCHEMA)
+
+
+def _columns(result: SecurityResult, what: str, frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """`frame[columns]`, or a StoreError naming the security and the missing columns."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StoreError(f"security {result.security}: {what} lack columns {missing}")
+    return frame[list(columns)]
+
+
+def _json(value: dict | None) -> str | None:
+    """Canonical JSON text (sorted keys), so equal parameter sets compare equal as text."""
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
