@@ -79,6 +79,7 @@ class RunSummary:
     config_hash: str = ""
     report: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    spilled: tuple[str, ...] = ()  # spill folders, when the store stayed locked (not stored yet)
 
     @property
     def securities_ok(self) -> int:

@@ -192,6 +192,7 @@ class SweepSummary:
     notes: tuple[str, ...] = ()
     not_swept: dict[str, tuple[str, ...]] = field(default_factory=dict)
     report: str | None = None
+    spilled: tuple[str, ...] = ()  # spill folders, when the store stayed locked (not stored yet)
 
     @property
     def computed(self) -> int:

@@ -18,7 +18,7 @@ from engine.run import Run, RunSummary
 from engine.sim import strategies
 from engine.types import KEY_FIGURES, SecurityResult
 from flows.fanout import Item, fan_out
-from tasks.backtest import prepare_data, run_backtest, store_results
+from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, run_backtest, store_results
 from tasks.report import report_or_none, write_run_report
 
 
@@ -64,6 +64,7 @@ def backtest(
     store: str | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
+    store_timeout: float = DEFAULT_STORE_TIMEOUT,
 ) -> RunSummary:
     """Backtest `strategy` over every security of `data` and store the run; returns its summary."""
     config_values = load_config(config)
@@ -102,12 +103,13 @@ def backtest(
     )
     target = settings.store_path(store)
     storing = time.perf_counter()
-    store_results(target, [run])
+    spilled = store_results(target, [run], store_timeout)
     done.timings["store"] = time.perf_counter() - storing
     report = report_or_none(write_run_report, run, target)
     publish_artifacts(run, report)
+    report_path = str(report) if report else None
     summary = run.summary(
-        store=target, report=str(report) if report else None, timings=done.timings
+        store=target, report=report_path, timings=done.timings, spilled=tuple(spilled)
     )
     if run.status == "failed":
         return Failed(message=f"all {len(run.failures)} securities failed", data=summary)

@@ -36,7 +36,7 @@ from engine.sweep import (
 )
 from engine.types import Failure
 from flows.fanout import Item, fan_out
-from tasks.backtest import prepare_data, store_results
+from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, store_results
 from tasks.report import report_or_none, write_sweep_report
 from tasks.sweep import run_sweep_cells
 
@@ -53,6 +53,8 @@ class Sweep:
     stored: dict[tuple[str, str], dict] = field(default_factory=dict)  # (strategy, hash) -> row
     runs: dict[Cell, Run] = field(default_factory=dict)  # computed cells, as stored
     failed: dict[str, str] = field(default_factory=dict)
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+    spilled: list[str] = field(default_factory=list)
 
     def cell_run(self, cell: Cell, run_id: str | None) -> Run:
         """A new Run for one cell (kind `sweep`), replacing `run_id` when recomputed."""
@@ -155,7 +157,7 @@ def _store_batch(
     for i, cell in enumerate(cells):
         results = [outcomes[s][i] for s in securities if not isinstance(outcomes[s], Failure)]
         runs[cell] = sweep.cell_run(cell, replace.get(cell)).finish(results, failures)
-    store_results(sweep.store, list(runs.values()))
+    sweep.spilled += store_results(sweep.store, list(runs.values()), sweep.store_timeout)
     sweep.runs.update(runs)
 
 
@@ -172,6 +174,7 @@ def sweep(
     workers: int | None = None,
     fresh: bool = False,
     batch_cells: int = DEFAULT_BATCH_CELLS,
+    store_timeout: float = DEFAULT_STORE_TIMEOUT,
 ) -> SweepSummary:
     """Sweep `strategies` x `grid` over `data`; store missing cells (all with `fresh`); summary."""
     logger = get_run_logger()
@@ -188,6 +191,7 @@ def sweep(
     )
     target = settings.store_path(store)
     state = Sweep(source, config_values, config, target, sid, stored_cells(target, sid))
+    state.store_timeout = store_timeout
     todo, reused, replace = plan_cells(expanded, config_values, state.stored, fresh)
     for note in expanded.notes():
         logger.info(note)
@@ -226,6 +230,7 @@ def sweep(
         notes=tuple(expanded.notes()),
         not_swept={k: tuple(v) for k, v in expanded.not_swept.items()},
         report=str(report) if report else None,
+        spilled=tuple(state.spilled),
     )
     if tasks and not any(t["ok"] for t in tasks):
         return Failed(message=f"all {len(tasks)} tasks failed", data=summary)

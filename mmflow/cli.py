@@ -20,6 +20,7 @@ COMMANDS = (
     "report",
     "server",
     "serve",
+    "store",
 )
 
 

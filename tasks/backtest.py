@@ -4,11 +4,12 @@ deployments started at the same moment write one after the other (DuckDB allows 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.data.source import DataSource, InputError, open_data
@@ -18,6 +19,7 @@ from engine.runner import backtest_security
 from engine.settings import STORE_CONCURRENCY_LIMIT
 from engine.types import SecurityResult
 
+DEFAULT_STORE_TIMEOUT = 120.0  # seconds a writer waits for a store held by another process
 # Bad input is deterministic: retrying cannot help, so such failures end at the first attempt.
 NOT_RETRIED = (InputError,)
 
@@ -85,13 +87,41 @@ def store_slot() -> Iterator[None]:
         yield
 
 
-@task(name="store-results", retries=3, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def store_results(store: str, runs: list[Run]) -> list[str]:
-    """Write runs into the DuckDB store, each in a single transaction; retried while locked."""
-    with store_slot():
-        # One open database for the batch: write_run's own connections in this process share the
-        # instance, so a run skips re-opening the file and checkpointing it on close (~0.3 s).
-        with results_store.connect(store, retries=2):
-            for run in runs:
-                results_store.write_run(store, run, retries=2, retry_delay=1.0)
-    return [run.run_id for run in runs]
+@task(name="store-results", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def store_results(store: str, runs: list[Run], timeout: float = DEFAULT_STORE_TIMEOUT) -> list[str]:
+    """Write runs into the store (one transaction each), after any spills still pending; while
+    another process holds the file, wait up to `timeout` s, then keep the runs as spills. Returns
+    the spill folders (empty when everything was stored): finished work is never thrown away."""
+    logger = get_run_logger()
+    deadline = time.monotonic() + timeout
+    warned = False
+    while True:
+        try:
+            with store_slot(), results_store.connect(store):
+                # One open database for the batch: write_run's own connections in this process
+                # share it, so a run skips re-opening the file and checkpointing it on close.
+                for run_id in results_store.load_pending_spills(store, retries=0):
+                    logger.info("loaded the spilled run %s into %s", run_id, store)
+                for run in runs:
+                    results_store.write_run(store, run, retries=0)
+            return []
+        except results_store.StoreLockedError as error:
+            if time.monotonic() >= deadline:
+                return _spill(store, runs, error)
+            if not warned:
+                logger.warning("%s; waiting up to %.0f s for it", error, timeout)
+                warned = True
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def _spill(store: str, runs: list[Run], error: Exception) -> list[str]:
+    """Keep runs that could not be stored as spills, and say how to load them."""
+    folders = [str(results_store.spill_run(store, run)) for run in runs]
+    get_run_logger().error(
+        "%s; kept %d run(s) in %s; load with: mmflow store load-spill --store %s",
+        error,
+        len(folders),
+        results_store.spill_dir(store) if len(folders) > 1 else folders[0],
+        store,
+    )
+    return folders

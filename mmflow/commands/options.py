@@ -39,9 +39,18 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_store(parser: argparse.ArgumentParser) -> None:
-    """--store FILE."""
+def add_store(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:
+    """--store FILE (and --store-timeout SECONDS for commands that write)."""
     parser.add_argument("--store", help="DuckDB file (default $MMFLOW_STORE or data/mmflow.duckdb)")
+    if writes:
+        parser.add_argument(
+            "--store-timeout",
+            type=float,
+            default=120.0,
+            metavar="SECONDS",
+            help="how long to wait for a store another process holds before keeping the results "
+            "as a spill to load later (default 120)",
+        )
 
 
 def add_cluster(parser: argparse.ArgumentParser) -> None:

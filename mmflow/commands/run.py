@@ -14,7 +14,7 @@ from engine.types import KEY_FIGURES, TRADE_COLUMNS
 from mmflow.cli import UserError
 from mmflow.commands.backtest import SUMMARY_VIEW
 from mmflow.commands.options import add_cluster, add_input, add_overrides, add_store
-from mmflow.console import console, portfolio_line, table
+from mmflow.console import console, portfolio_line, print_lines, spill_lines, table
 
 
 def add_parser(subparsers) -> None:
@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     )
     add_input(p, data_default=default_data())
     add_overrides(p)
-    add_store(p)
+    add_store(p, writes=True)
     add_cluster(p)
     p.add_argument(
         "--benchmark",
@@ -52,6 +52,7 @@ def _flow_kwargs(args: argparse.Namespace) -> dict:
         store=args.store,
         dask_address=args.dask_address,
         workers=args.workers,
+        store_timeout=args.store_timeout,
     )
 
 
@@ -87,6 +88,9 @@ def _print_run(summary: RunSummary) -> None:
     )
     if summary.report:
         console.print(f"report: {summary.report}", highlight=False)
+    if summary.spilled:
+        print_lines(spill_lines(summary.store, summary.spilled))
+        return
     console.print(
         f"stored in {summary.store} as run {summary.run_id}  "
         f'(try: mmflow query "SELECT * FROM v_run_summary LIMIT 5")',
@@ -133,4 +137,4 @@ def run(args: argparse.Namespace) -> int:
     summary, seconds = run_flow(kwargs)
     _print_run(summary)
     ok = _benchmark(kwargs, summary, seconds) if args.benchmark else True
-    return 0 if ok and not summary.failed else 1
+    return 0 if ok and not summary.failed and not summary.spilled else 1

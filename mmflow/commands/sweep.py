@@ -19,7 +19,7 @@ from engine.sweep import (
 )
 from mmflow.cli import UserError
 from mmflow.commands.options import add_cluster, add_input, add_store
-from mmflow.console import console, table
+from mmflow.console import console, print_lines, spill_lines, table
 
 TABLE_COLUMNS = ["run_id", "cell", "status", *RUN_FIGURES, "this_run"]
 
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
         "(repeatable; one value = fixed; a strategy without KEY is not swept over it)",
     )
     add_input(p)
-    add_store(p)
+    add_store(p, writes=True)
     add_cluster(p)
     p.add_argument(
         "--fresh", action="store_true", help="recompute every cell, even those already stored"
@@ -79,6 +79,7 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
         store=args.store,
         dask_address=args.dask_address,
         workers=args.workers,
+        store_timeout=args.store_timeout,
         fresh=args.fresh,
         batch_cells=args.batch_cells,
     )
@@ -115,6 +116,7 @@ def print_summary(summary: SweepSummary) -> None:
         console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
     if summary.report:
         console.print(f"report: {summary.report}", highlight=False)
+    print_lines(spill_lines(summary.store, summary.spilled))
     console.print(
         f"stored in {summary.store}; compare with: mmflow compare --sweep {summary.sweep_id}",
         highlight=False,
@@ -125,4 +127,4 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep, print the table; exit 1 when a security failed."""
     summary = run_flow(flow_kwargs(args))
     print_summary(summary)
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.spilled else 0

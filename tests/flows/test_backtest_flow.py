@@ -30,13 +30,13 @@ import pandas as pd
 import pytest
 
 import flows.backtest
-import tasks.backtest
 from engine.params import load_config
-from engine.results.store import StoreLockedError, query, read_run, read_trades
+from engine.results.store import query, read_run, read_trades
 from engine.run import Run
 from engine.runner import run_backtest
 from engine.types import TRADE_COLUMNS
 from flows.backtest import backtest
+from mmflow.cli import main
 
 SECURITIES = ["SPINNEYS", "MODON", "PARKIN"]  # the three smallest of the ten
 BIN = Path(sys.executable).parent  # the venv's console scripts: dask, mmflow
@@ -489,44 +489,61 @@ def locked_store(tmp_path):
             holder.join(10)
 
 
-def test_locked_store_fails_clearly_then_a_rerun_succeeds(
-    threads, locked_store, monkeypatch, parquet
+def test_a_store_locked_past_the_timeout_keeps_the_run_as_a_spill_that_loads_row_for_row(
+    threads, locked_store, parquet, tmp_path, capsys
 ):
-    """The store task retries (3 retries, each write trying the lock 3 times 1 s apart: about
-    8 s here with the task's retry delay set to 0), then the flow fails with StoreLockedError."""
+    """An idle reader (a notebook) holds the store: the writer waits --store-timeout, warns once
+    who holds it, keeps the finished run as a spill, and `mmflow store load-spill` stores it
+    exactly as an uninterrupted run is stored."""
     path, holder_pid, unlock = locked_store
-    monkeypatch.setattr(
-        flows.backtest,
-        "store_results",
-        flows.backtest.store_results.with_options(retry_delay_seconds=0),
-    )
-    writes = []
-    real_connect = tasks.backtest.results_store.connect
-
-    def counted_connect(*args, **kwargs):
-        writes.append(time.monotonic())
-        return real_connect(*args, **kwargs)
-
-    monkeypatch.setattr(tasks.backtest.results_store, "connect", counted_connect)
-    kwargs = dict(data=str(parquet), strategy="v1_baseline", securities=["SPINNEYS"], store=path)
-
-    state = run_flow(**kwargs)
-    assert state.is_failed()
-    error = state.result(raise_on_failure=False)
-    assert isinstance(error, StoreLockedError)
-    assert f"the store {path} is locked by" in str(error) and f"(PID {holder_pid})" in str(error)
-    assert "close the other DuckDB session" in state.message
-    assert len(writes) == 4  # the first try and 3 retries
-
-    unlock()
-    state = run_flow(**kwargs)
+    kwargs = dict(data=str(parquet), strategy="v1_baseline", securities=["SPINNEYS"])
+    started = time.monotonic()
+    state = run_flow(**kwargs, store=path, store_timeout=3)
     assert state.is_completed(), state.message
     summary = state.result()
+    assert 3 <= time.monotonic() - started < 60
+    [folder] = summary.spilled
+    assert Path(folder).parent == Path(path).parent / "spill"
+    assert Path(folder).name == summary.run_id
+    assert (Path(folder) / "trades.parquet").is_file()
+
+    unlock()
+    assert main(["store", "load-spill", "--store", path]) == 0
+    assert f"loaded run {summary.run_id}" in capsys.readouterr().out
+    assert not Path(folder).exists()
+
+    reference = str(tmp_path / "uninterrupted.duckdb")
+    uninterrupted = run_flow(**kwargs, store=reference).result()
+    for table in ("runs", "security_results", "trades", "daily_pnl", "failures"):
+        columns = (
+            "* EXCLUDE (run_id, started_at, finished_at, flow_run_id)"
+            if table == "runs"
+            else "* EXCLUDE (run_id)"
+        )
+        spilled = query(path, f"SELECT {columns} FROM {table} WHERE run_id = '{summary.run_id}'")
+        again = query(
+            reference, f"SELECT {columns} FROM {table} WHERE run_id = '{uninterrupted.run_id}'"
+        )
+        sort = [c for c in ("security", "seq", "date") if c in spilled.columns]
+        pd.testing.assert_frame_equal(
+            spilled.sort_values(sort, ignore_index=True) if sort else spilled,
+            again.sort_values(sort, ignore_index=True) if sort else again,
+            check_exact=True,
+        )
     assert read_run(path, summary.run_id).status == "completed"
-    assert len(read_trades(path, summary.run_id)) == summary.portfolio.trades > 0
 
 
-# ---- 5. the CLI --------------------------------------------------------------------------------
+def test_a_pending_spill_is_loaded_by_the_next_run(threads, parquet, tmp_path):
+    from engine.results.store import spill_run
+
+    store = str(tmp_path / "store.duckdb")
+    earlier = run_backtest(parquet, "v1_baseline", securities=["SPINNEYS"])
+    folder = spill_run(store, earlier)
+    state = run_flow(data=str(parquet), strategy="v1_baseline", securities=["PARKIN"], store=store)
+    assert state.is_completed(), state.message
+    assert not folder.exists()
+    stored = set(query(store, "SELECT run_id FROM runs")["run_id"])
+    assert stored == {earlier.run_id, state.result().run_id}
 
 
 def test_mmflow_run_cli_end_to_end(dask_address, tmp_path, parquet, config_of):

@@ -3,7 +3,8 @@ and typed readers.
 
 One DuckDB file holds every run. Open it read-only for SQL (`duckdb -readonly results.duckdb`), but
 close the session when done: DuckDB allows one writer *or* many readers, so an idle CLI or notebook
-makes the next `mmflow run` wait and then fail with `StoreLockedError`.
+makes the next `mmflow run` wait (`--store-timeout`) and then keep its results as a spill
+(`spill.py`) that `mmflow store load-spill`, or the next run, loads.
 
 Tables (key columns first; every run's rows are written in one transaction, so a reader never sees
 half a run, and re-writing a run_id replaces it). One name, one meaning: in both `runs` and
@@ -35,7 +36,8 @@ figures) and `v_strategy_comparison` (one row per strategy, parameter set and `d
 stored runs; identical reruns, same strategy, config_hash, data_hash and code_version, count once).
 
 Modules: `schema` (migrations), `views` (view text), `connection` (`connect`, errors), `writer`
-(`write_run`), `reader` (`read_run` and the narrower reads).
+(`write_run`), `reader` (`read_run` and the narrower reads), `spill` (runs kept on disk while
+the store is locked).
 """
 
 from __future__ import annotations
@@ -50,10 +52,22 @@ from engine.results.store.reader import (
     read_trades,
 )
 from engine.results.store.schema import MIGRATIONS, migrate
+from engine.results.store.spill import (
+    load_pending_spills,
+    load_spill,
+    pending_spills,
+    spill_dir,
+    spill_run,
+)
 from engine.results.store.writer import RUN_TABLES, write_run
 from engine.run import STATUSES, new_run_id
 
 __all__ = [
+    "load_pending_spills",
+    "load_spill",
+    "pending_spills",
+    "spill_dir",
+    "spill_run",
     "MIGRATIONS",
     "RUN_TABLES",
     "STATUSES",

@@ -52,6 +52,7 @@ _ARROW_TYPES = {
     "DOUBLE": pa.float64(),
     "DATE": pa.date32(),
     "TIMESTAMP": pa.timestamp("ns"),
+    "BOOLEAN": pa.bool_(),
 }
 
 
@@ -61,6 +62,13 @@ def _arrow_schema(columns: str) -> pa.Schema:
     return pa.schema([(name, _ARROW_TYPES[type_]) for name, type_ in pairs])
 
 
+_RUNS_SCHEMA = _arrow_schema(
+    "sweep_id VARCHAR, flow_run_id VARCHAR, kind VARCHAR, strategy VARCHAR, config_hash VARCHAR, "
+    "data_source VARCHAR, data_hash VARCHAR, code_version VARCHAR, git_commit VARCHAR, "
+    "git_dirty BOOLEAN, params VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, "
+    "status VARCHAR, securities BIGINT, securities_ok BIGINT, securities_failed BIGINT, "
+    "trades BIGINT, " + ", ".join(f"{name} DOUBLE" for name in PORTFOLIO_FIELDS)
+)
 _TRADES_SCHEMA = _arrow_schema(
     "seq BIGINT, timestamp TIMESTAMP, side VARCHAR, fill_price DOUBLE, fill_qty BIGINT, "
     "realized_pnl DOUBLE, position BIGINT, pnl DOUBLE"
@@ -75,23 +83,41 @@ _FAILURES_SCHEMA = _arrow_schema(
 
 def write_run(path: str | Path, run: Run, *, retries: int = 3, retry_delay: float = 1.0) -> None:
     """Store one finished run in one transaction, replacing any earlier write of the same run_id."""
+    write_tables(path, run.run_id, run_tables(run), retries=retries, retry_delay=retry_delay)
+
+
+def run_tables(run: Run) -> dict[str, pa.Table]:
+    """The rows of a finished run for every run table (`RUN_TABLES`), as Arrow tables without the
+    run_id column; what `write_tables` inserts and a spill keeps on disk."""
     _check_securities(run.results, run.failures)
-    tables = {  # built before connecting, so the file is locked only for the transaction
+    tables = {
         "security_results": _summary_table(run.results),
         "trades": _trades_table(run.results),
         "daily_pnl": _daily_table(run.results),
         "failures": _failures_table(run.failures),
     }
     row = _runs_row(run)  # after the frames are checked: the portfolio is computed from them
+    del row["run_id"]
+    return {"runs": pa.Table.from_pylist([row], schema=_RUNS_SCHEMA), **tables}
+
+
+def write_tables(
+    path: str | Path,
+    run_id: str,
+    tables: dict[str, pa.Table],
+    *,
+    retries: int = 3,
+    retry_delay: float = 1.0,
+) -> None:
+    """Replace the rows of `run_id` in every run table by `tables`, in one transaction."""
     with connect(path, retries=retries, retry_delay=retry_delay) as con:
         _check_summary_columns(con)
         con.execute("BEGIN")
         try:
             for table in RUN_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])
-            _insert_runs_row(con, row)
-            for table, data in tables.items():
-                _insert_arrow(con, table, run.run_id, data)
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            for table in RUN_TABLES:
+                _insert_arrow(con, table, run_id, tables[table])
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)
@@ -148,13 +174,6 @@ def _runs_row(run: Run) -> dict:
         value = getattr(run.portfolio, name)
         row[name] = None if value is None or math.isnan(value) else float(value)
     return row
-
-
-def _insert_runs_row(con: duckdb.DuckDBPyConnection, row: dict) -> None:
-    """Insert the runs row."""
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    con.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", list(row.values()))
 
 
 def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table) -> None:
