@@ -14,6 +14,11 @@ from pathlib import Path
 DEFAULT_STORE = Path("data") / "mmflow.duckdb"
 DEFAULT_DATA = Path("data") / "sample.xlsx"
 DEFAULT_STRATEGY = "v2_price_follow_qty_cooldown"
+DEFAULT_MAX_SHEET_CELLS = 50_000_000  # ~1.6 GB in the reader; Excel's 1,048,576 rows x 47 columns
+DEFAULT_STRATEGIES = ("v2_price_follow_qty_cooldown", "v2_1_stop_loss")  # of a sweep
+# Cells per task: a task pays ~0.3 s of Prefect/Dask overhead and one data load, a cell costs
+# ~0.1-0.3 s per security; a batch is stored as soon as all its securities are done.
+DEFAULT_BATCH_CELLS = 4
 STORE_CONCURRENCY_LIMIT = "mmflow-store"  # the Prefect global concurrency limit around writes
 
 # name: what it sets (the README's table is generated from the same words)
@@ -24,6 +29,8 @@ VARIABLES = {
     "MMFLOW_DASK_ADDRESS": "an existing Dask scheduler, e.g. tcp://10.0.0.5:8786",
     "MMFLOW_TASK_RUNNER": "`threads` swaps Dask for Prefect's thread pool (tests, debugging)",
     "MMFLOW_CACHE_DIR": "mmflow's cache folder: compiled kernels (default ~/.cache/mmflow)",
+    "MMFLOW_PARQUET_CACHE": "the Parquet cache of workbooks (default <MMFLOW_CACHE_DIR>/parquet)",
+    "MMFLOW_MAX_SHEET_CELLS": "the largest sheet read, in cells (rows x columns; default 50000000)",
     "MMFLOW_NIGHTLY_SETTINGS": "the nightly settings file (default deployments/nightly.toml)",
     "MMFLOW_NIGHTLY_DATA": "the data the nightly deployment backtests",
     "MMFLOW_NIGHTLY_STRATEGIES": "comma-separated strategies of the nightly deployment",
@@ -65,6 +72,25 @@ def cache_dir(environ=None) -> Path:
     if env.get("MMFLOW_CACHE_DIR"):
         return Path(env["MMFLOW_CACHE_DIR"]).expanduser()
     return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmflow"
+
+
+def parquet_cache_dir(environ=None) -> Path:
+    """Root of the workbooks' Parquet cache: $MMFLOW_PARQUET_CACHE, else cache_dir() / "parquet"."""
+    given = _env(environ).get("MMFLOW_PARQUET_CACHE")
+    return Path(given).expanduser() if given else cache_dir(environ) / "parquet"
+
+
+def max_sheet_cells(given: int | None = None, environ=None) -> int:
+    """The largest sheet to read, in cells: the argument, else $MMFLOW_MAX_SHEET_CELLS, else 50 M."""
+    if given is not None:
+        return int(given)
+    text = _env(environ).get("MMFLOW_MAX_SHEET_CELLS")
+    try:
+        return int(text.replace("_", "")) if text else DEFAULT_MAX_SHEET_CELLS
+    except ValueError:
+        raise ValueError(
+            f"MMFLOW_MAX_SHEET_CELLS must be a whole number of cells, got {text!r}"
+        ) from None
 
 
 def nightly_settings_file(environ=None) -> str | None:

@@ -28,13 +28,9 @@ from engine.params import (
     resolve_params,
 )
 from engine.runner import run_security
+from engine.settings import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES  # noqa: F401 - re-exported
 from engine.sim import strategies
 from engine.types import SecurityResult
-
-DEFAULT_STRATEGIES = ("v2_price_follow_qty_cooldown", "v2_1_stop_loss")
-# Cells per task: a task pays ~0.3 s of Prefect/Dask overhead and one data load, a cell costs
-# ~0.1-0.3 s per security; a batch is stored as soon as all its securities are done.
-DEFAULT_BATCH_CELLS = 4
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,19 @@
 """The `mmflow` command line. Each sub-command lives in `mmflow/commands/<name>.py` and exposes
-`add_parser(subparsers)` and `run(args) -> int`; errors a user can fix print one clear line."""
+`add_parser(subparsers)` and a handler `run(args) -> int`.
+
+Building the parser imports only the command modules, which import nothing heavy at module level
+(no pandas, numpy, numba, duckdb, prefect or pyarrow): `mmflow --help` answers at once, and each
+command imports what it needs when it runs. Errors a user can fix print one line (and a hint);
+tracebacks only with `--debug` or MMFLOW_DEBUG=1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from mmflow import __version__
 
@@ -27,18 +35,30 @@ COMMANDS = (
 class UserError(Exception):
     """An error whose message tells the user what to do; printed without a traceback."""
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Errors a user can fix (bad input, config, strategy, settings, store): no traceback."""
     from engine.data.source import InputError
     from engine.params import ConfigError
+    from engine.results.store.connection import StoreError
     from engine.sim.strategies import UnknownStrategyError
 
-    types: list[type[BaseException]] = [UserError, InputError, ConfigError, UnknownStrategyError]
+    types: list[type[BaseException]] = [
+        UserError,
+        InputError,
+        ConfigError,
+        UnknownStrategyError,
+        StoreError,
+    ]
     try:
-        from engine.results.store import StoreError
+        from deployments.settings import SettingsError
 
-        types.append(StoreError)
-    except ImportError:  # pragma: no cover - the store is optional for the engine commands
+        types.append(SettingsError)
+    except ImportError:  # pragma: no cover - the deployments package is optional
         pass
     return tuple(types)
 
@@ -50,16 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Market-making backtests over Bloomberg tick data, orchestrated by Prefect.",
     )
     parser.add_argument("--version", action="version", version=f"mmflow {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks (also MMFLOW_DEBUG=1)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"mmflow.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"mmflow.commands.{name}":
-                continue  # not built yet
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"mmflow.commands.{name}").add_parser(subparsers)
+    for command in subparsers.choices.values():  # `mmflow run --debug` works too
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
+
+
+def debugging(args: argparse.Namespace | None = None) -> bool:
+    """--debug or MMFLOW_DEBUG=1."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("MMFLOW_DEBUG") == "1"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,12 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except _user_error_types() as exc:
-        print(f"mmflow {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"mmflow {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every error ends in one line unless --debug
+        user_error = isinstance(exc, _user_error_types())
+        if debugging(args):
+            traceback.print_exc()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not user_error:
+            message = f"{type(exc).__name__}: {message}"
+        print(f"mmflow {args.command}: error: {message}", file=sys.stderr)
+        hint = getattr(exc, "hint", None)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+        elif not user_error and not debugging(args):
+            print("hint: run again with --debug for the traceback", file=sys.stderr)
+        return 2 if user_error else 1
 
 
 if __name__ == "__main__":

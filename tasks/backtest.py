@@ -4,6 +4,7 @@ deployments started at the same moment write one after the other (DuckDB allows 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +25,33 @@ DEFAULT_STORE_TIMEOUT = 120.0  # seconds a writer waits for a store held by anot
 NOT_RETRIED = (InputError,)
 
 
+class _BadInputInOneLine(logging.Filter):
+    """Prefect logs a failed task with its traceback; for bad input the message (file, sheet,
+    row, what to do) is the whole story, so the traceback is dropped from the log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], NOT_RETRIED):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(_BadInputInOneLine())
+
+
 def worth_retrying(task, task_run, state) -> bool:
     """Retry condition: anything but bad input (a killed worker, a flaky disk, ...)."""
     exc = state.result(raise_on_failure=False)
     return not isinstance(exc, NOT_RETRIED)
 
 
-@task(name="prepare-data", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(
+    name="prepare-data",
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=worth_retrying,
+    cache_policy=NO_CACHE,
+)
 def prepare_data(
     data: str, securities: list[str] | None = None, max_sheets: int | None = None
 ) -> DataSource:

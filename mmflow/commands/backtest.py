@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from engine.params import load_config, parse_overrides
-from engine.results.files import summary_frame, write_outputs
-from engine.runner import run_backtest
-from engine.types import KEY_FIGURES, Failure
 from mmflow.commands.options import add_input, add_overrides
-from mmflow.console import console, portfolio_line, progress, table
 
-SUMMARY_VIEW = [*KEY_FIGURES, "rows_kept", "status"]
+
+def summary_view() -> list[str]:
+    """The per-security columns `backtest` and `run` print."""
+    from engine.types import KEY_FIGURES
+
+    return [*KEY_FIGURES, "rows_kept", "status"]
 
 
 def add_parser(subparsers) -> None:
@@ -35,9 +36,14 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the backtest, write the files, print the summary; exit 1 if any security failed."""
+    from engine.data.source import open_data
+    from engine.results.files import summary_frame, write_outputs
+    from engine.runner import run_backtest
+    from engine.types import Failure
+    from mmflow.console import console, portfolio_line, progress, table
+
     config = load_config(args.config)
     overrides = parse_overrides(args.overrides)
-    from engine.data.source import open_data
 
     source = open_data(args.data, securities=args.securities, max_sheets=args.max_sheets)
     with progress(len(source.securities), f"{args.strategy}") as bar:
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         )
     summary_path = write_outputs(result, args.out)
     frame = summary_frame(result.results, result.failures)
-    console.print(table(frame, title=f"{args.strategy} on {source.path}", columns=SUMMARY_VIEW))
+    console.print(table(frame, title=f"{args.strategy} on {source.path}", columns=summary_view()))
     console.print(
         portfolio_line(result.portfolio, len(result.results), len(result.failures)),
         highlight=False,

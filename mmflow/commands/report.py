@@ -16,7 +16,6 @@ from pathlib import Path
 
 from mmflow.cli import UserError
 from mmflow.commands.options import add_store
-from mmflow.console import console
 
 
 def add_parser(subparsers) -> None:
@@ -46,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.results.report import default_report_path, write_run_report, write_sweep_report
     from engine.results.store import latest_run_id, read_run
     from engine.settings import store_path
+    from mmflow.console import console
 
     store = store_path(args.store)
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):

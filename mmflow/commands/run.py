@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import argparse
 import time
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.params import parse_overrides
-from engine.run import RunSummary
-from engine.types import KEY_FIGURES, TRADE_COLUMNS
 from mmflow.cli import UserError
-from mmflow.commands.backtest import SUMMARY_VIEW
+from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.options import add_cluster, add_input, add_overrides, add_store
-from mmflow.console import console, portfolio_line, print_lines, spill_lines, table
+
+if TYPE_CHECKING:
+    from engine.run import RunSummary
 
 
 def add_parser(subparsers) -> None:
@@ -58,6 +57,7 @@ def _flow_kwargs(args: argparse.Namespace) -> dict:
 
 def run_flow(kwargs: dict) -> tuple[RunSummary, float]:
     """Run the backtest flow against the configured (or a temporary) Prefect API."""
+    from engine.run import RunSummary
     from flows.backtest import backtest
     from flows.runtime import prefect_api
 
@@ -75,10 +75,16 @@ def run_flow(kwargs: dict) -> tuple[RunSummary, float]:
 
 def _print_run(summary: RunSummary) -> None:
     """The per-security table and the portfolio line, from the flow's summary (no store read)."""
+    import pandas as pd
+
+    from engine.types import KEY_FIGURES
+    from mmflow.commands.backtest import summary_view
+    from mmflow.console import console, portfolio_line, print_lines, spill_lines, table
+
     frame = pd.DataFrame(list(summary.securities), columns=[*KEY_FIGURES, "rows_kept"])
     frame["status"] = "ok"
     console.print(
-        table(frame, title=f"run {summary.run_id} ({summary.strategy})", columns=SUMMARY_VIEW)
+        table(frame, title=f"run {summary.run_id} ({summary.strategy})", columns=summary_view())
     )
     for security, error in summary.failed.items():
         console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
@@ -100,9 +106,13 @@ def _print_run(summary: RunSummary) -> None:
 
 def _benchmark(kwargs: dict, summary: RunSummary, flow_seconds: float) -> bool:
     """Run the same work in-process and compare every trade with what the flow stored."""
+    import pandas as pd
+
     from engine.params import load_config
     from engine.results.store import read_trades
     from engine.runner import run_backtest
+    from engine.types import TRADE_COLUMNS
+    from mmflow.console import console
 
     started = time.perf_counter()
     sequential = run_backtest(
@@ -134,6 +144,7 @@ def _benchmark(kwargs: dict, summary: RunSummary, flow_seconds: float) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Run the flow, print the stored results; exit 1 when a security failed."""
     kwargs = _flow_kwargs(args)
+    check_flow_arguments(args, [args.strategy], kwargs["overrides"])
     summary, seconds = run_flow(kwargs)
     _print_run(summary)
     ok = _benchmark(kwargs, summary, seconds) if args.benchmark else True

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 from mmflow.cli import UserError
-from mmflow.console import console
 
 
 def add_parser(subparsers) -> None:
@@ -81,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from deployments.definitions import build_deployments, missing_flows
     from deployments.settings import SettingsError, load_settings
+    from mmflow.console import console
     from tasks.backtest import ensure_store_limit
 
     url = api_url()

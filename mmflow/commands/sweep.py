@@ -5,23 +5,15 @@ after an interruption); `--fresh` recomputes all."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from engine.params import load_config
-from engine.results.compare import RUN_FIGURES
-from engine.sweep import (
-    DEFAULT_BATCH_CELLS,
-    DEFAULT_STRATEGIES,
-    SweepSummary,
-    expand_grid,
-    parse_grid,
-)
+from engine.settings import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES
 from mmflow.cli import UserError
+from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.options import add_cluster, add_input, add_store
-from mmflow.console import console, print_lines, spill_lines, table
 
-TABLE_COLUMNS = ["run_id", "cell", "status", *RUN_FIGURES, "this_run"]
+if TYPE_CHECKING:
+    from engine.sweep import SweepSummary
 
 
 def add_parser(subparsers) -> None:
@@ -64,9 +56,11 @@ def add_parser(subparsers) -> None:
 
 def flow_kwargs(args: argparse.Namespace) -> dict:
     """The sweep flow's parameters, validated before Prefect starts (that takes ~20 s)."""
+    from engine.sweep import expand_grid, parse_grid
+
     grid = parse_grid(args.grid)
+    check_flow_arguments(args, args.strategies, None)
     expand_grid(args.strategies, grid)
-    load_config(args.config)
     if args.batch_cells < 1:
         raise UserError(f"--batch-cells must be at least 1, got {args.batch_cells}")
     return dict(
@@ -87,6 +81,7 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
 
 def run_flow(kwargs: dict) -> SweepSummary:
     """Run the sweep flow against the configured (or a temporary) Prefect API; its summary."""
+    from engine.sweep import SweepSummary
     from flows.runtime import prefect_api
     from flows.sweep import sweep
 
@@ -102,6 +97,11 @@ def run_flow(kwargs: dict) -> SweepSummary:
 
 def print_summary(summary: SweepSummary) -> None:
     """The notes, the final table of cells, failures and what to run next."""
+    import pandas as pd
+
+    from engine.results.compare import RUN_FIGURES
+    from mmflow.console import console, print_lines, spill_lines, table
+
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     frame = pd.DataFrame(list(summary.table))
@@ -111,7 +111,8 @@ def print_summary(summary: SweepSummary) -> None:
             f"sweep {summary.sweep_id}: {summary.cells} cells x {len(summary.securities)} "
             f"securities ({summary.computed} computed, {summary.reused} already stored)"
         )
-        console.print(table(frame, title=title, columns=TABLE_COLUMNS))
+        columns = ["run_id", "cell", "status", *RUN_FIGURES, "this_run"]
+        console.print(table(frame, title=title, columns=columns))
     for security, error in summary.failed.items():
         console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
     if summary.report:
