@@ -28,7 +28,7 @@ VARIABLES = {
     "MMFLOW_WORKERS": "worker processes of the local Dask cluster (default: one per core)",
     "MMFLOW_DASK_ADDRESS": "an existing Dask scheduler, e.g. tcp://10.0.0.5:8786",
     "MMFLOW_TASK_RUNNER": "`threads` swaps Dask for Prefect's thread pool (tests, debugging)",
-    "MMFLOW_CACHE_DIR": "mmflow's cache folder: compiled kernels (default ~/.cache/mmflow)",
+    "MMFLOW_CACHE_DIR": "mmflow's cache folder: kernels, Parquet files (default ~/.cache/mmflow)",
     "MMFLOW_PARQUET_CACHE": "the Parquet cache of workbooks (default <MMFLOW_CACHE_DIR>/parquet)",
     "MMFLOW_MAX_SHEET_CELLS": "the largest sheet read, in cells (rows x columns; default 50000000)",
     "MMFLOW_NIGHTLY_SETTINGS": "the nightly settings file (default deployments/nightly.toml)",

@@ -44,13 +44,19 @@ class RowCounts:
 
     rows_read: int = 0  # data rows below the header (or Parquet rows)
     dropped_bad_timestamp: int = 0  # unparseable or empty Dates
-    dropped_bad_price: int = 0  # unparseable or empty Price
+    dropped_bad_price: int = 0  # unparseable or empty Price (text, a boolean)
     dropped_nonpositive_price: int = 0  # Price <= 0 (e.g. the 09:30 `BID 0.0/0` rows)
     rows_kept: int = 0  # rows handed to the engine
+    dropped_nonfinite_price: int = 0  # Price inf, -inf, NaN or absurd (engine.data.rules)
+    dropped_bad_size: int = 0  # Size text, boolean, non-finite, negative or absurd (empty is kept)
 
     def __post_init__(self) -> None:
         dropped = (
-            self.dropped_bad_timestamp + self.dropped_bad_price + self.dropped_nonpositive_price
+            self.dropped_bad_timestamp
+            + self.dropped_bad_price
+            + self.dropped_nonfinite_price
+            + self.dropped_nonpositive_price
+            + self.dropped_bad_size
         )
         if self.rows_read - dropped != self.rows_kept:
             raise ValueError(f"row counts do not add up: {self}")
@@ -104,6 +110,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("calmar_ratio", "DOUBLE"),
     ("win_rate", "DOUBLE"),
     ("profit_factor", "DOUBLE"),
+    ("dropped_nonfinite_price", "BIGINT"),  # inf, NaN or absurd (> 1e9) prices
+    ("dropped_bad_size", "BIGINT"),  # text, boolean, non-finite, negative or absurd sizes
 )
 SUMMARY_COLUMNS = tuple(name for name, _ in SUMMARY_FIELDS)
 

@@ -34,6 +34,7 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
 os.environ["DASK_TEMPORARY_DIRECTORY"] = str(_BASE / "dask")
 os.environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
+os.environ["MMFLOW_PARQUET_CACHE"] = str(_BASE / "parquet-cache")  # never the user's cache
 
 # Where tests keep what a person may want to look at afterwards (screenshots, reports).
 ARTIFACTS = REPO / "test-artifacts"

@@ -2,7 +2,10 @@
 
 Owns `convert_workbook` (workbook -> `<security lower-case>.parquet` files in the SPEC §1.4 format
 and `manifest.json`) and `ensure_cache` (reuse the cache while the workbook's sha256 is unchanged,
-else convert again). Every file is written to a temporary name and renamed, and a stale manifest
+else convert again). The cache lives outside the data folder, which may be read-only or shared:
+`default_cache_dir` is `engine.settings.parquet_cache_dir() / <workbook sha256>`. File names are
+safe stems of the security names (`engine.paths`), never the names themselves; the manifest keeps
+the original sheet and security names. Every file is written to a temporary name and renamed, and a stale manifest
 is removed before its files are replaced, so a crash never leaves a cache that looks valid.
 A sheet that cannot be read is recorded in the manifest with its error instead of failing the
 whole workbook, so the other securities stay usable.
@@ -24,6 +27,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from engine.data.workbook import InputError, open_workbook, read_sheet, security_name, sheet_names
+from engine.paths import UnsafePathError, inside, unique_stems
+from engine.settings import max_sheet_cells, parquet_cache_dir
 
 try:
     import fcntl
@@ -31,8 +36,7 @@ except ImportError:  # pragma: no cover - not on Linux
     fcntl = None
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = 1
-CACHE_FOLDER = ".mmflow-cache"
+MANIFEST_FORMAT = 2  # 2: safe file stems, the non-finite price and bad size counts
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class SheetEntry:
     converted_at: str = ""
     error: str | None = None  # the InputError message of an unreadable sheet
     dropped_rows: tuple[int, ...] = ()  # 1-based sheet rows dropped (maps file rows to sheet rows)
+    dropped_nonfinite_price: int = 0
+    dropped_bad_size: int = 0
+    max_cells: int = 0  # the sheet-size cap in force when read (an error is retried under another)
 
 
 @dataclass(frozen=True)
@@ -77,10 +84,20 @@ class Manifest:
         return json.dumps(body, indent=1)
 
 
-def default_cache_dir(workbook: str | Path) -> Path:
-    """Cache folder of `X/foo.xlsx`: `X/.mmflow-cache/foo/`."""
-    workbook = Path(workbook).resolve()
-    return workbook.parent / CACHE_FOLDER / workbook.stem
+def default_cache_dir(workbook: str | Path, root: str | Path | None = None) -> Path:
+    """Cache folder of a workbook: `<root>/<its sha256>`, root $MMFLOW_PARQUET_CACHE or
+    `<mmflow cache>/parquet` (never beside the workbook: its folder may be read-only)."""
+    base = Path(root).expanduser() if root is not None else parquet_cache_dir()
+    return base / file_sha256(workbook)
+
+
+def file_stems(names: Sequence[str]) -> dict[str, str]:
+    """Sheet -> the stem of its Parquet file: the security lower-cased (SPEC §1.4-1), made safe
+    and unique over all the workbook's sheets, so a sheet's file name never depends on which
+    sheets were converted."""
+    securities = {sheet: security_name(sheet).lower() for sheet in names}
+    stems = unique_stems(s for s in securities.values() if s)
+    return {sheet: stems[s] for sheet, s in securities.items() if s}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -130,11 +147,14 @@ def convert_workbook(
     content_hash = file_sha256(workbook)
     names = tuple(sheet_names(book))
     wanted = _check_sheets(names, sheets, workbook)
+    stems = file_stems(names)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _locked(out_dir):
         # The old manifest goes first: files replaced below must never sit under a stale hash.
         (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
-        entries = tuple(_convert_sheet(book, workbook, sheet, out_dir) for sheet in wanted)
+        entries = tuple(
+            _convert_sheet(book, workbook, sheet, out_dir, stems.get(sheet)) for sheet in wanted
+        )
         manifest = Manifest(str(workbook), content_hash, names, entries, out_dir)
         _finish(manifest, workbook)
     return manifest
@@ -143,12 +163,19 @@ def convert_workbook(
 def ensure_cache(
     workbook: str | Path, cache_dir: str | Path | None = None, sheets: Sequence[str] | None = None
 ) -> Manifest:
-    """Reuse the cache when the workbook hash is unchanged and the files exist, else convert."""
+    """Reuse the cache in `cache_dir` (default `default_cache_dir(workbook)`) when the workbook
+    hash is unchanged and the files exist, else convert."""
     workbook = Path(workbook).resolve()
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(workbook)
     book = open_workbook(workbook)  # validates the file before anything is hashed or written
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(workbook)
     content_hash = file_sha256(workbook)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the Parquet cache folder {cache_dir} ({exc.strerror}); point "
+            "MMFLOW_PARQUET_CACHE (or --out) at a writable folder"
+        ) from None
     with _locked(cache_dir):
         old = read_manifest(cache_dir)
         names = tuple(sheet_names(book))
@@ -162,7 +189,10 @@ def ensure_cache(
         missing = [s for s in wanted if s not in have]
         if not missing and old is not None and len(kept) == len(old.sheets):
             return old
-        new = tuple(_convert_sheet(book, workbook, sheet, cache_dir) for sheet in missing)
+        stems = file_stems(names)
+        new = tuple(
+            _convert_sheet(book, workbook, sheet, cache_dir, stems.get(sheet)) for sheet in missing
+        )
         order = {name: i for i, name in enumerate(names)}
         entries = tuple(sorted(kept + new, key=lambda e: order[e.sheet]))
         manifest = Manifest(str(workbook), content_hash, names, entries, cache_dir)
@@ -183,6 +213,8 @@ def _check_sheets(
     files: dict[str, str] = {}
     for sheet in names:
         key = security_name(sheet).lower()
+        if not key:
+            continue  # no security name: that sheet fails alone (read_sheet says why)
         if key in files:
             raise InputError(
                 f"workbook {workbook}: sheets {files[key]!r} and {sheet!r} both name security "
@@ -192,21 +224,38 @@ def _check_sheets(
     return wanted
 
 
+def entry_file(entry: SheetEntry, cache_dir: Path) -> Path | None:
+    """The Parquet file of an entry, or None if it has none or its name leaves the cache folder
+    (a manifest edited by hand must not make us read elsewhere)."""
+    if entry.file is None or Path(entry.file).name != entry.file:
+        return None
+    try:
+        return inside(cache_dir, entry.file)
+    except UnsafePathError:
+        return None
+
+
 def _entry_usable(entry: SheetEntry, cache_dir: Path) -> bool:
-    """An entry is usable if it records an error or its file exists."""
-    return entry.error is not None or (entry.file is not None and (cache_dir / entry.file).exists())
+    """An entry is usable if it records an error made under today's sheet-size cap, or its file
+    exists inside the cache folder."""
+    if entry.error is not None:
+        return entry.max_cells == max_sheet_cells()
+    file = entry_file(entry, cache_dir)
+    return file is not None and file.exists()
 
 
-def _convert_sheet(book, workbook: Path, sheet: str, out_dir: Path) -> SheetEntry:
+def _convert_sheet(book, workbook: Path, sheet: str, out_dir: Path, stem: str | None) -> SheetEntry:
     """Read one sheet and write its Parquet file atomically; a bad sheet becomes an error entry."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     security = security_name(sheet)
     try:
         read = read_sheet(book, sheet, path=workbook)
     except InputError as exc:
-        return SheetEntry(sheet, security, None, converted_at=now, error=str(exc))
-    name = f"{security.lower()}.parquet"
-    with _atomic_path(out_dir / name) as tmp:
+        return SheetEntry(
+            sheet, security, None, converted_at=now, error=str(exc), max_cells=max_sheet_cells()
+        )
+    name = f"{stem}.parquet"
+    with _atomic_path(inside(out_dir, name)) as tmp:
         # SPEC §1.4-1: snappy, written by pyarrow, no index.
         pq.write_table(read.table, tmp, compression="snappy")
     return SheetEntry(
@@ -219,6 +268,9 @@ def _convert_sheet(book, workbook: Path, sheet: str, out_dir: Path) -> SheetEntr
         rows_written=read.table.num_rows,
         converted_at=now,
         dropped_rows=read.dropped_rows,
+        dropped_nonfinite_price=read.dropped_nonfinite_price,
+        dropped_bad_size=read.dropped_bad_size,
+        max_cells=max_sheet_cells(),
     )
 
 

@@ -5,10 +5,16 @@ SPEC §1.1 and with the day structure of the ADX-style files of SPEC §1.6-3: `B
 `ASK 0.0/0` at 09:30:00, top-of-book snapshots and prints on a realistic tick grid during
 10:00-14:45, the closing-auction uncross at 14:55:00 (one print of size 0), a size-0 print at
 15:00:00 at the closing price, and a few rows that step back one second (SPEC §1.6-2).
+The same arguments give the same bytes: the zip entries get fixed timestamps and the document
+properties a fixed creation date, so a regenerated sample is not a change.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import zipfile
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +45,10 @@ HEADER = ("Dates", "Type", "Price", "Size")
 FIXED_ROWS_PER_DAY = 20  # 09:30 zero rows, pre-close snapshots, uncross prints, 15:00 print
 MEDIAN_QUOTE_NOTIONAL = 200_000.0  # displayed size x price, well above the 25,000 quote threshold
 MEDIAN_TRADE_NOTIONAL = 30_000.0
+FIXED_TIME = datetime(2025, 1, 1)  # the document's created/modified date: not the wall clock
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+_CORE_DATES = re.compile(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)")
+PROGRESS_EVERY = 1_000  # rows between calls of `on_rows`
 
 
 def write_sample_workbook(
@@ -48,8 +58,10 @@ def write_sample_workbook(
     days: int = 3,
     rows_per_sheet: int = 20_000,
     seed: int = 7,
+    on_rows: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write the synthetic workbook (same cell values for the same arguments) and return its path."""
+    """Write the synthetic workbook (the same bytes for the same arguments) and return its path;
+    `on_rows(n)` is called as rows are written (n new rows each time), for progress bars."""
     if not 1 <= sheets <= len(TICKERS):
         raise ValueError(f"sheets must be between 1 and {len(TICKERS)}, got {sheets}")
     if days < 1 or rows_per_sheet < days * (FIXED_ROWS_PER_DAY + 50):
@@ -60,16 +72,43 @@ def write_sample_workbook(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     book = openpyxl.Workbook(write_only=True)
+    book.properties.creator = "mmflow sample"
+    book.properties.created = FIXED_TIME
     for index, (ticker, start_price) in enumerate(TICKERS[:sheets]):
         sheet = book.create_sheet(f"{ticker} UH Equity")
         sheet.append([f"{ticker} UH Equity"])  # row 1: the ticker label (SPEC §1.1-2)
         sheet.append([f"Synthetic L1 tick data by mmflow (seed {seed}); not market data"])
         sheet.append(list(HEADER))  # row 3: the header
         rng = np.random.default_rng([seed, index])
-        for row in _security_rows(rng, start_price, days, rows_per_sheet):
+        for number, row in enumerate(_security_rows(rng, start_price, days, rows_per_sheet), 1):
             sheet.append(row)
-    book.save(path)
+            if on_rows is not None and number % PROGRESS_EVERY == 0:
+                on_rows(PROGRESS_EVERY)
+        if on_rows is not None and rows_per_sheet % PROGRESS_EVERY:
+            on_rows(rows_per_sheet % PROGRESS_EVERY)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        book.save(draft)
+        _write_reproducibly(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
     return path
+
+
+def _write_reproducibly(source: Path, target: Path) -> None:
+    """Copy a zip with fixed entry times and attributes and fixed document dates, entries in the
+    writer's (deterministic) order, so equal contents give equal bytes."""
+    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for entry in old.infolist():
+            data = old.read(entry)
+            if entry.filename == "docProps/core.xml":
+                data = _CORE_DATES.sub(rb"\g<1>" + stamp + rb"\g<3>", data)
+            info = zipfile.ZipInfo(entry.filename, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, whatever the platform
+            info.external_attr = 0o644 << 16
+            new.writestr(info, data, compresslevel=6)
 
 
 def tick_size(price: float) -> float:

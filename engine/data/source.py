@@ -19,7 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engine.data.parquet import SheetEntry, ensure_cache, file_sha256
+from engine.data import rules
+from engine.data.columns import NAT, as_table, kinds, map_columns, timestamp_ns
+from engine.data.parquet import (
+    SheetEntry,
+    default_cache_dir,
+    ensure_cache,
+    entry_file,
+    file_sha256,
+)
 from engine.data.workbook import (
     FIRST_DATA_ROW,
     WORKBOOK_SUFFIXES,
@@ -28,14 +36,10 @@ from engine.data.workbook import (
     security_name,
     sheet_names,
 )
-from engine.types import ASK, BID, TRADE, Events, RowCounts
+from engine.types import Events, RowCounts
 
 __all__ = ["DataSource", "InputError", "normalise", "open_data"]
 
-# SPEC §1.3-2: Type is compared stripped and lower-cased.
-KIND_OF_TYPE = {"bid": BID, "ask": ASK, "trade": TRADE}
-VOLUME_NAMES = frozenset({"size", "vol", "volume", "qty", "quantity"})
-_NAT = np.iinfo(np.int64).min
 _FIX_DATA = (
     "the data must start at row 4 under the header Dates, Type, Price, Size, "
     "with Excel datetimes in Dates and numbers in Price"
@@ -68,7 +72,9 @@ class DataSource:
                 f"{where}: no usable rows ({counts.rows_read} read: "
                 f"{counts.dropped_bad_timestamp} with unreadable Dates, "
                 f"{counts.dropped_bad_price} with unreadable Price, "
-                f"{counts.dropped_nonpositive_price} with Price <= 0); {_FIX_DATA}"
+                f"{counts.dropped_nonfinite_price} with a non-finite or absurd Price, "
+                f"{counts.dropped_nonpositive_price} with Price <= 0, "
+                f"{counts.dropped_bad_size} with a bad Size); {_FIX_DATA}"
             )
         return events, counts
 
@@ -77,7 +83,7 @@ class DataSource:
         where = f"workbook {self.path}, sheet {entry.sheet!r}"
         if entry.error is not None:
             raise InputError(entry.error)
-        file = self._files[entry.security]
+        file = self._files[_sheet_key(entry.sheet)]
         table = _read_parquet(file)
         if table.num_rows != entry.rows_written:
             raise InputError(
@@ -95,7 +101,9 @@ class DataSource:
             rows_read=entry.rows_read,
             dropped_bad_timestamp=entry.dropped_bad_timestamp + counts.dropped_bad_timestamp,
             dropped_bad_price=entry.dropped_bad_price + counts.dropped_bad_price,
+            dropped_nonfinite_price=entry.dropped_nonfinite_price + counts.dropped_nonfinite_price,
             dropped_nonpositive_price=counts.dropped_nonpositive_price,
+            dropped_bad_size=entry.dropped_bad_size + counts.dropped_bad_size,
             rows_kept=counts.rows_kept,
         )
         return events, counts, where
@@ -108,7 +116,8 @@ def open_data(
     max_sheets: int | None = None,
     cache_dir: str | Path | None = None,
 ) -> DataSource:
-    """Open a workbook (through its Parquet cache), a folder of .parquet files, or one .parquet file."""
+    """Open a workbook (through its Parquet cache under `cache_dir`, default
+    $MMFLOW_PARQUET_CACHE or ~/.cache/mmflow/parquet), a folder of .parquet files, or one file."""
     path = Path(path).expanduser().resolve()
     if max_sheets is not None and max_sheets < 1:
         raise InputError(f"max_sheets must be at least 1, got {max_sheets}")
@@ -148,135 +157,68 @@ def _open_workbook_source(
     max_sheets: int | None,
     cache_dir: str | Path | None,
 ) -> DataSource:
-    """A DataSource over a workbook: select sheets, then convert or reuse their cache."""
+    """A DataSource over a workbook: select sheets, then convert or reuse their cache (in
+    `cache_dir`/<sha256>, a folder apart from the workbook's own)."""
     names = sheet_names(open_workbook(path))
     if not names:
         raise InputError(f"workbook {path} has no worksheets")
-    sheet_of = {security_name(name): name for name in names}
+    sheet_of = {_sheet_key(name): name for name in names}
     chosen = _select(tuple(sheet_of), securities, max_sheets, path)
-    manifest = ensure_cache(path, cache_dir, sheets=[sheet_of[s] for s in chosen])
-    entries = {e.security: e for e in manifest.sheets if e.security in chosen}
-    files = {s: manifest.cache_dir / e.file for s, e in entries.items() if e.file is not None}
+    manifest = ensure_cache(
+        path, default_cache_dir(path, cache_dir), sheets=[sheet_of[s] for s in chosen]
+    )
+    entries = {_sheet_key(e.sheet): e for e in manifest.sheets}
+    entries = {s: entries[s] for s in chosen if s in entries}
+    files = {s: entry_file(e, manifest.cache_dir) for s, e in entries.items()}
+    files = {s: file for s, file in files.items() if file is not None}
     return DataSource(path, "xlsx", chosen, manifest.content_hash, files, entries)
+
+
+def _sheet_key(sheet: str) -> str:
+    """How a sheet is listed among the securities: its security (SPEC §1.5-1), or, when the name
+    leaves none, the sheet name itself, so that sheet fails alone with its reason."""
+    return security_name(sheet) or sheet
 
 
 def normalise(table_or_frame: pa.Table | pd.DataFrame) -> tuple[Events, RowCounts]:
     """SPEC §1.3 on one table of raw Bloomberg (`Dates, Type, Price, Size`) or §1.4 columns."""
-    return _normalise(_as_table(table_or_frame), "input table", lambda k: f"row {k} (0-based)")
+    return _normalise(as_table(table_or_frame), "input table", lambda k: f"row {k} (0-based)")
 
 
 def _normalise(
     table: pa.Table, where: str, row_label: Callable[[int], str]
 ) -> tuple[Events, RowCounts]:
-    """SPEC §1.3 on an Arrow table; `where` and `row_label` name the place of a bad Type."""
-    columns = _map_columns(table.column_names, where)
+    """SPEC §1.3 and the number rules of `engine.data.rules` on an Arrow table; `where` and
+    `row_label` name the place of a bad Type."""
+    columns = map_columns(table.column_names, where)
     n = table.num_rows
-    timestamp = _timestamp_ns(table.column(columns["timestamp"]))
-    price = _floats(table.column(columns["price"]))
-
-    # SPEC §1.3-3: drop NaT stamps and NaN prices, then prices <= 0; zero/NaN volumes stay.
-    keep = (timestamp != _NAT) & (price > 0)  # NaN > 0 is False
-    dropped = np.flatnonzero(~keep)  # few rows: classify only these
-    bad_timestamp = int(np.count_nonzero(timestamp[dropped] == _NAT))
-    bad_price = int(np.count_nonzero(np.isnan(price[dropped]) & (timestamp[dropped] != _NAT)))
-    rows_kept = n - len(dropped)
-    if rows_kept < n:
-        timestamp, price = timestamp[keep], price[keep]
-        # Arrow's filter copies runs of kept rows in blocks, faster than a numpy mask here.
-        table = table.select([columns[c] for c in ("type", "volume") if c in columns])
-        table = table.filter(pa.array(keep))
+    timestamp = timestamp_ns(table.column(columns["timestamp"]), columns["timestamp"], where)
+    price, price_status = rules.column_numbers(table.column(columns["price"]))
+    if "volume" in columns:
+        volume, volume_status = rules.column_numbers(table.column(columns["volume"]))
+    else:  # SPEC §1.3-1: a missing column is all-null; empty sizes are kept
+        volume, volume_status = np.full(n, np.nan), np.full(n, rules.EMPTY, dtype=np.int8)
+    reason = rules.drop_reasons(timestamp != NAT, price, price_status, volume, volume_status)
+    keep = reason == rules.KEEP
+    rows_kept = int(np.count_nonzero(keep))
     type_column = table.column(columns["type"])
-    kind = _kinds(type_column)
-    if (kind < 0).any():
-        raise _bad_type_error(type_column, kind < 0, np.flatnonzero(keep), where, row_label)
-    volume = (
-        _floats(table.column(columns["volume"]))
-        if "volume" in columns
-        else np.full(rows_kept, np.nan)
-    )
-    counts = RowCounts(
-        rows_read=n,
-        dropped_bad_timestamp=bad_timestamp,
-        dropped_bad_price=bad_price,
-        dropped_nonpositive_price=len(dropped) - bad_timestamp - bad_price,
-        rows_kept=rows_kept,
-    )
+    if rows_kept < n:
+        timestamp, price, volume = timestamp[keep], price[keep], volume[keep]
+        # Arrow's filter copies runs of kept rows in blocks, faster than a numpy mask here.
+        type_column = type_column.filter(pa.array(keep))
+    try:
+        kind = kinds(type_column)
+        if (kind < 0).any():
+            raise _bad_type_error(type_column, kind < 0, np.flatnonzero(keep), where, row_label)
+    except pa.ArrowException:  # a list, struct, binary... column: no Type at all
+        raise InputError(
+            f"{where}: column {columns['type']!r} holds {type_column.type}, not the text "
+            "BID, ASK or TRADE"
+        ) from None
+    counts = RowCounts(rows_read=n, rows_kept=rows_kept, **rules.count_reasons(reason))
     # Owned, writable, contiguous arrays, so kernels and callers never see Arrow's read-only buffers.
     arrays = (np.require(a, requirements="CW") for a in (timestamp, kind, price, volume))
     return Events(*arrays), counts
-
-
-def _map_columns(names: Sequence[str], where: str) -> dict[str, str]:
-    """Source column of each target name, by SPEC §1.3-1; timestamp, type and price are required."""
-    found: dict[str, str] = {}
-    for name in names:
-        key = str(name).strip().lower()
-        if "date" in key or "time" in key:
-            target = "timestamp"
-        elif key == "type":
-            target = "type"
-        elif "price" in key:
-            target = "price"
-        elif key in VOLUME_NAMES:
-            target = "volume"
-        else:
-            continue
-        if target in found:
-            raise InputError(
-                f"{where}: columns {found[target]!r} and {name!r} both map to {target!r}; keep one"
-            )
-        found[target] = name
-    missing = [t for t in ("timestamp", "type", "price") if t not in found]
-    if missing:
-        raise InputError(
-            f"{where}: no column for {', '.join(missing)} among {list(names)}; expected the "
-            "Bloomberg columns Dates, Type, Price, Size (or timestamp, type, price, volume)"
-        )
-    return found
-
-
-def _timestamp_ns(column: pa.ChunkedArray) -> np.ndarray:
-    """int64 ns of naive local time, int64-min where missing or unparseable (SPEC §1.3-2)."""
-    kind = column.type
-    if pa.types.is_timestamp(kind):
-        if kind.tz is not None:
-            column = pc.local_timestamp(column)
-        if column.type.unit != "ns":
-            column = column.cast(pa.timestamp("ns"))
-        return np.asarray(column.to_numpy()).view(np.int64)
-    if pa.types.is_date(kind):
-        return np.asarray(column.cast(pa.timestamp("ns")).to_numpy()).view(np.int64)
-    parsed = pd.to_datetime(column.to_pandas(), errors="coerce", format="mixed")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
-    return parsed.to_numpy(dtype="datetime64[ns]").view(np.int64)
-
-
-def _floats(column: pa.ChunkedArray) -> np.ndarray:
-    """float64 values, NaN where missing or not a number (SPEC §1.3-2)."""
-    kind = column.type
-    if pa.types.is_floating(kind) or pa.types.is_integer(kind):
-        values = column.to_numpy()
-        return values if values.dtype == np.float64 else values.astype(np.float64)
-    if pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
-        return column.cast(pa.float64()).to_numpy()
-    return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype=np.float64)
-
-
-def _kinds(column: pa.ChunkedArray) -> np.ndarray:
-    """int8 BID/ASK/TRADE per row from the stripped, lower-cased Type; -1 for anything else."""
-    if not pa.types.is_dictionary(column.type):
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            column = column.cast(pa.string())
-        column = pc.dictionary_encode(column)
-    parts = [np.empty(0, dtype=np.int8)]
-    for chunk in column.chunks:
-        words = chunk.dictionary.to_pylist()
-        table = [KIND_OF_TYPE.get(str(w).strip().lower(), -1) for w in words] + [-1]
-        indices = chunk.indices
-        codes = (indices.fill_null(len(words)) if indices.null_count else indices).to_numpy()
-        parts.append(np.asarray(table, dtype=np.int8)[codes])
-    return np.concatenate(parts)
 
 
 def _bad_type_error(
@@ -301,7 +243,7 @@ def _read_parquet(file: Path) -> pa.Table:
     """Read the mapped columns of a Parquet file, with Type as a dictionary (fast, SPEC §1.4)."""
     try:
         with pq.ParquetFile(file, read_dictionary=["type"]) as handle:
-            columns = _map_columns(handle.schema_arrow.names, f"file {file}")
+            columns = map_columns(handle.schema_arrow.names, f"file {file}")
             if columns["type"] == "type":  # the SPEC §1.4 name: no second open
                 return handle.read(columns=list(columns.values()))
         with pq.ParquetFile(file, read_dictionary=[columns["type"]]) as handle:
@@ -311,31 +253,6 @@ def _read_parquet(file: Path) -> pa.Table:
             f"file {file} could not be read as Parquet ({exc}); re-create it "
             "(mmflow convert) or remove it from the folder"
         ) from exc
-
-
-def _as_table(data: pa.Table | pa.RecordBatch | pd.DataFrame) -> pa.Table:
-    """An Arrow table of the mapped columns of a pandas or Arrow input."""
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if isinstance(data, pd.DataFrame):
-        columns = _map_columns([str(c) for c in data.columns], "input frame")
-        out = {}
-        for target, name in columns.items():
-            series = data[name]
-            if target == "type":
-                series = series.map(lambda v: v if v is None or isinstance(v, str) else str(v))
-                series = series.where(series.notna(), None)
-            elif target == "timestamp" and not pd.api.types.is_datetime64_any_dtype(series):
-                series = pd.to_datetime(series, errors="coerce", format="mixed")
-            elif target in ("price", "volume") and not pd.api.types.is_numeric_dtype(series):
-                series = pd.to_numeric(series, errors="coerce")
-            out[name] = pa.array(series, from_pandas=True)
-        return pa.table(out)
-    raise TypeError(
-        f"normalise takes a pyarrow Table or a pandas DataFrame, not {type(data).__name__}"
-    )
 
 
 def _files_by_security(files: Sequence[Path], folder: Path) -> dict[str, Path]:

@@ -1,9 +1,11 @@
 """Bloomberg workbook reading: sheet discovery, the row-3 header, and cell conversion (SPEC §1.1-1.5).
 
 Owns turning one worksheet into an Arrow table in the Parquet cache schema of SPEC §1.4
-(`timestamp, type, price, volume`), with rows whose Dates or Price cannot be read dropped and
-counted. Reading uses python-calamine (openpyxl is ~30x slower and is used only for writing).
-Type validation and the rest of SPEC §1.3 happen later, in `engine.data.normalise`.
+(`timestamp, type, price, volume`), with the rows that break a number rule (`engine.data.rules`)
+dropped and counted; rows with Price <= 0 stay (SPEC §1.4-3) for `normalise` to drop. Reading uses
+python-calamine (openpyxl is ~30x slower and is used only for writing), after `engine.data.bounds`
+has checked that the workbook and the sheet fit in memory. Type validation and the rest of
+SPEC §1.3 happen later, in `engine.data.normalise`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import python_calamine as calamine
+
+from engine.data import rules
+from engine.data.bounds import check_sheet, check_workbook
+from engine.data.errors import InputError
+from engine.settings import max_sheet_cells
 
 # SPEC §1.1-2: row 1 label, row 2 free text, row 3 header, data from row 4.
 HEADER_ROW = 3
@@ -41,10 +48,6 @@ _MAX_EXCEL_SERIAL = 2_958_466  # 9999-12-31
 _NS_PER_MS = 1_000_000
 
 
-class InputError(Exception):
-    """Bad input; the message names file, sheet, row and what to do."""
-
-
 @dataclass(frozen=True)
 class SheetTable:
     """One worksheet read into the SPEC §1.4 schema, with the counts of the rows it dropped."""
@@ -56,13 +59,28 @@ class SheetTable:
     dropped_bad_timestamp: int
     dropped_bad_price: int
     dropped_rows: tuple[int, ...]  # 1-based sheet row numbers of the dropped rows
+    dropped_nonfinite_price: int = 0
+    dropped_bad_size: int = 0
 
 
 def security_name(sheet: str) -> str:
-    """Security of a sheet: its name without ` UH Equity` / ` DH Equity` (SPEC §1.5-1)."""
+    """Security of a sheet: its name without ` UH Equity` / ` DH Equity` (SPEC §1.5-1); may be
+    empty (`sheet_security` refuses that)."""
     for suffix in SHEET_SUFFIXES:
         sheet = sheet.replace(suffix, "")
     return sheet.strip()
+
+
+def sheet_security(sheet: str, path: str | Path) -> str:
+    """The security of a sheet, or an InputError naming the sheet when nothing is left of it."""
+    security = security_name(sheet)
+    if not security:
+        raise InputError(
+            f"workbook {path}, sheet {sheet!r}: the sheet name gives no security once "
+            f"{' / '.join(repr(s) for s in SHEET_SUFFIXES)} is removed; rename the sheet to "
+            "'<TICKER> UH Equity' (SPEC §1.5)"
+        )
+    return security
 
 
 def open_workbook(path: str | Path) -> calamine.CalamineWorkbook:
@@ -83,9 +101,12 @@ def open_workbook(path: str | Path) -> calamine.CalamineWorkbook:
             f"workbook {path} is not a valid .xlsx file (not a zip archive): it may be corrupt, "
             "still downloading, or another format renamed to .xlsx; re-export it from Excel as .xlsx"
         )
+    check_workbook(path)  # calamine aborts the process on some files: refuse those first
     try:
         return calamine.CalamineWorkbook.from_path(str(path))
-    except (calamine.CalamineError, OSError) as exc:
+    except BaseException as exc:
+        if not isinstance(exc, (calamine.CalamineError, OSError)) and not _is_panic(exc):
+            raise
         raise InputError(
             f"workbook {path} could not be opened ({type(exc).__name__}: {exc}); "
             "re-export it from Excel as .xlsx (not password-protected)"
@@ -101,34 +122,37 @@ def sheet_names(workbook: calamine.CalamineWorkbook) -> list[str]:
     ]
 
 
-def read_sheet(workbook: calamine.CalamineWorkbook, sheet: str, *, path: str | Path) -> SheetTable:
-    """Read one sheet in the Bloomberg layout into the SPEC §1.4 schema (bad Dates/Price rows dropped)."""
+def read_sheet(
+    workbook: calamine.CalamineWorkbook,
+    sheet: str,
+    *,
+    path: str | Path,
+    max_cells: int | None = None,
+) -> SheetTable:
+    """Read one sheet in the Bloomberg layout into the SPEC §1.4 schema, dropping the rows that
+    break a number rule; a sheet over `max_cells` (default $MMFLOW_MAX_SHEET_CELLS) is refused."""
     where = f"workbook {path}, sheet {sheet!r}"
-    try:
-        # skip_empty_area=False keeps leading blank rows, so the header really is sheet row 3.
-        rows = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-    except calamine.CalamineError as exc:
-        raise InputError(f"{where}: could not be read ({type(exc).__name__}: {exc})") from exc
-    while rows and all(cell == "" for cell in rows[-1]):
-        rows.pop()
-    if not rows:
-        raise InputError(
-            f"{where}: the sheet is empty; expected row 1 ticker, row 2 free text, "
-            "row 3 header Dates, Type, Price, Size and data from row 4 (or leave the sheet out)"
-        )
-    columns = _header_columns(rows, where)
-    data = rows[HEADER_ROW:]
+    security = sheet_security(sheet, path)
+    check_sheet(path, sheet, max_sheet_cells(max_cells))
+    rows, top = _sheet_rows(workbook, sheet, where)
+    columns = _header_columns(rows, top, where)
+    data = rows[HEADER_ROW - top :]
     n = len(data)
     timestamp_ns = _dates_ns([row[columns[0]] for row in data])
-    price = _numbers([row[columns[2]] for row in data])
-    volume = _numbers([row[columns[3]] for row in data])
+    price, price_status = rules.cell_numbers([row[columns[2]] for row in data])
+    volume, volume_status = rules.cell_numbers([row[columns[3]] for row in data])
     types = _strings([row[columns[1]] for row in data])
 
-    # SPEC §1.4-3: drop rows with no timestamp or no price; zero prices are kept.
-    bad_timestamp = timestamp_ns == np.iinfo(np.int64).min
-    bad_price = ~bad_timestamp & np.isnan(price)
-    keep = ~(bad_timestamp | bad_price)
-    dropped = np.flatnonzero(~keep) + FIRST_DATA_ROW
+    reason = rules.drop_reasons(
+        timestamp_ns != np.iinfo(np.int64).min, price, price_status, volume, volume_status
+    )
+    # SPEC §1.4-3: Price <= 0 stays in the cache (normalise drops it); its Size is not judged.
+    nonpositive = reason == rules.NONPOSITIVE_PRICE
+    with np.errstate(invalid="ignore"):
+        sized = np.isfinite(volume) & (volume >= 0) & (volume <= rules.MAX_SIZE)
+    volume[nonpositive & ~sized] = np.nan
+    keep = (reason == rules.KEEP) | nonpositive
+    counts = rules.count_reasons(np.where(nonpositive, rules.KEEP, reason).astype(np.int8))
     table = pa.table(
         {
             "timestamp": pa.array(timestamp_ns[keep], type=pa.int64()).cast(pa.timestamp("ns")),
@@ -139,18 +163,49 @@ def read_sheet(workbook: calamine.CalamineWorkbook, sheet: str, *, path: str | P
     )
     return SheetTable(
         sheet=sheet,
-        security=security_name(sheet),
+        security=security,
         table=table,
         rows_read=n,
-        dropped_bad_timestamp=int(bad_timestamp.sum()),
-        dropped_bad_price=int(bad_price.sum()),
-        dropped_rows=tuple(int(r) for r in dropped),
+        dropped_bad_timestamp=counts["dropped_bad_timestamp"],
+        dropped_bad_price=counts["dropped_bad_price"],
+        dropped_rows=tuple(int(r) for r in np.flatnonzero(~keep) + FIRST_DATA_ROW),
+        dropped_nonfinite_price=counts["dropped_nonfinite_price"],
+        dropped_bad_size=counts["dropped_bad_size"],
     )
 
 
-def _header_columns(rows: list[list], where: str) -> tuple[int, int, int, int]:
-    """Column indices of Dates, Type, Price, Size in the row-3 header (strings stripped, SPEC §1.2-2)."""
-    header = [str(cell).strip() for cell in rows[HEADER_ROW - 1]] if len(rows) >= HEADER_ROW else []
+def _sheet_rows(workbook: calamine.CalamineWorkbook, sheet: str, where: str) -> tuple[list, int]:
+    """The sheet's rows from its first non-empty row, and that row's 0-based index."""
+    try:
+        grid = workbook.get_sheet_by_name(sheet)
+        rows = grid.to_python()  # from the first non-empty cell: no dense copy from A1
+        top, left = grid.start or (0, 0)
+    except BaseException as exc:
+        if not isinstance(exc, calamine.CalamineError) and not _is_panic(exc):
+            raise
+        raise InputError(f"{where}: could not be read ({type(exc).__name__}: {exc})") from None
+    if left:  # keep column positions as in the sheet, so the header finds its columns
+        rows = [[""] * left + row for row in rows]
+    while rows and all(cell == "" for cell in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise InputError(
+            f"{where}: the sheet is empty; expected row 1 ticker, row 2 free text, "
+            "row 3 header Dates, Type, Price, Size and data from row 4 (or leave the sheet out)"
+        )
+    return rows, top
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside calamine (pyo3's PanicException derives from BaseException)."""
+    return type(exc).__name__ == "PanicException"
+
+
+def _header_columns(rows: list[list], top: int, where: str) -> tuple[int, int, int, int]:
+    """Column indices of Dates, Type, Price, Size in the row-3 header (strings stripped, SPEC §1.2-2);
+    `rows[0]` is sheet row `top + 1`."""
+    at = HEADER_ROW - 1 - top
+    header = [str(cell).strip() for cell in rows[at]] if 0 <= at < len(rows) else []
     lowered = [name.lower() for name in header]
     missing = [name for name in HEADER if name.lower() not in lowered]
     if missing:
@@ -166,12 +221,16 @@ def _header_columns(rows: list[list], where: str) -> tuple[int, int, int, int]:
 
 def _dates_ns(values: list) -> np.ndarray:
     """Dates cells to int64 ns, int64-min where unreadable, rounded to the millisecond (SPEC §1.3-5)."""
-    try:  # fast path: calamine already gives datetimes rounded to the millisecond
+    # Fast path only for datetimes (calamine rounds them to the millisecond already): Arrow would
+    # take a number as microseconds since 1970, where Excel means days since 1899-12-30.
+    if set(map(type, values)) <= {datetime}:
         arr = pa.array(values, type=pa.timestamp("us"))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    else:
         arr = _dates_slow(values)
     micros = arr.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy().copy()
-    good = micros != np.iinfo(np.int64).min
+    # Years past 2262 do not fit int64 nanoseconds: unreadable, never wrapped round to 1970.
+    nat = np.iinfo(np.int64).min
+    good = (micros != nat) & (np.abs(micros) < np.iinfo(np.int64).max // 1000 - 1000)
     # openpyxl rounds Excel serials to the millisecond; a whole-second stamp comes out exact.
     micros[good] = (micros[good] + 500) // 1000 * 1000
     out = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
@@ -204,26 +263,6 @@ def _dates_slow(values: list) -> pa.Array:
         for i, stamp in zip(text_at, parsed, strict=True):
             cells[i] = None if pd.isna(stamp) else stamp.to_pydatetime()
     return pa.array(cells, type=pa.timestamp("us"))
-
-
-def _numbers(values: list) -> np.ndarray:
-    """Price/Size cells to float64, NaN where empty or not a number (pd.to_numeric semantics)."""
-    try:
-        return pa.array(values, type=pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return np.array([_number(value) for value in values], dtype=np.float64)
-
-
-def _number(value: object) -> float:
-    """One cell to a float, NaN if it is not a number."""
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return np.nan
-    return np.nan
 
 
 def _strings(values: list) -> pa.Array:

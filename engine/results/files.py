@@ -1,6 +1,7 @@
 """The result files of `mmflow backtest --out DIR`, in the formats users diff against the
 reference: `<SECURITY>_trades.csv` (SPEC §5.1 columns, event order, shortest round-trip floats)
-and `backtest_summary.csv` (one row per security)."""
+and `backtest_summary.csv` (one row per security). File names use the security's safe stem
+(`engine.paths.unique_stems`: `MODON` stays `MODON`), so no name from the data leaves `DIR`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.paths import inside, unique_stems
 from engine.run import Run
 from engine.types import SUMMARY_COLUMNS, TRADE_COLUMNS, Failure, SecurityResult
 
@@ -34,11 +36,12 @@ def summary_frame(
 
 
 def write_outputs(run: Run, out_dir: str | Path) -> Path:
-    """Write every security's trades CSV and `backtest_summary.csv` into `out_dir`."""
+    """Write every security's `<stem>_trades.csv` and `backtest_summary.csv` into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stems = unique_stems(result.security for result in run.results)
     for result in run.results:
-        write_trades_csv(result, out_dir / f"{result.security}_trades.csv")
+        write_trades_csv(result, inside(out_dir, f"{stems[result.security]}_trades.csv"))
     summary = summary_frame(run.results, run.failures)
-    summary.to_csv(out_dir / "backtest_summary.csv", index=False, lineterminator="\n")
+    summary.to_csv(inside(out_dir, "backtest_summary.csv"), index=False, lineterminator="\n")
     return out_dir / "backtest_summary.csv"

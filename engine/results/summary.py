@@ -63,6 +63,8 @@ def summarise(
         "dropped_bad_timestamp": counts.dropped_bad_timestamp,
         "dropped_bad_price": counts.dropped_bad_price,
         "dropped_nonpositive_price": counts.dropped_nonpositive_price,
+        "dropped_nonfinite_price": counts.dropped_nonfinite_price,
+        "dropped_bad_size": counts.dropped_bad_size,
         "market_dates": _dates(events.timestamp_ns[events.kind == TRADE]),
         "strategy_dates": _dates(events.timestamp_ns[sim.fills.row]),
         "first_date": pd.Timestamp(first_ns).date() if first_ns is not None else None,

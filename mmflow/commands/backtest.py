@@ -36,6 +36,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the backtest, write the files, print the summary; exit 1 if any security failed."""
+    from rich.markup import escape
+
     from engine.data.source import open_data
     from engine.results.files import summary_frame, write_outputs
     from engine.runner import run_backtest
@@ -68,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         highlight=False,
     )
     for failure in result.failures:
-        console.print(f"[red]FAILED[/red] {failure.security}: {failure.message}", highlight=False)
+        console.print(
+            f"[red]FAILED[/red] {escape(failure.security)}: {escape(failure.message)}",
+            highlight=False,
+        )
     console.print(
         f"wrote {len(result.results)} trade files and {summary_path} in {Path(args.out)} "
         f"({(result.finished_at - result.started_at).total_seconds():.2f} s)",

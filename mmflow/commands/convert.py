@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import pandas as pd
-
-from mmflow.console import console, table
-
 
 def add_parser(subparsers) -> None:
     """Register `mmflow convert`."""
@@ -17,14 +13,19 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("workbook", help="the .xlsx workbook")
     p.add_argument(
-        "--out", help="output folder (default: .mmflow-cache/<name>/ beside the workbook)"
+        "--out",
+        help="output folder (default: the Parquet cache, $MMFLOW_PARQUET_CACHE or "
+        "~/.cache/mmflow/parquet, in a folder named after the workbook's sha256)",
     )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Convert (or reuse an up-to-date cache) and print what each sheet gave; exit 1 on bad sheets."""
+    import pandas as pd
+
     from engine.data.parquet import ensure_cache
+    from mmflow.console import console, table
 
     started = time.perf_counter()
     manifest = ensure_cache(args.workbook, args.out)
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             "rows_read": e.rows_read,
             "bad_dates": e.dropped_bad_timestamp,
             "bad_prices": e.dropped_bad_price,
+            "nonfinite_prices": e.dropped_nonfinite_price,
+            "bad_sizes": e.dropped_bad_size,
             "rows_written": e.rows_written,
             "error": e.error or "",
         }

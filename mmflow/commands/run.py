@@ -76,6 +76,7 @@ def run_flow(kwargs: dict) -> tuple[RunSummary, float]:
 def _print_run(summary: RunSummary) -> None:
     """The per-security table and the portfolio line, from the flow's summary (no store read)."""
     import pandas as pd
+    from rich.markup import escape
 
     from engine.types import KEY_FIGURES
     from mmflow.commands.backtest import summary_view
@@ -87,7 +88,7 @@ def _print_run(summary: RunSummary) -> None:
         table(frame, title=f"run {summary.run_id} ({summary.strategy})", columns=summary_view())
     )
     for security, error in summary.failed.items():
-        console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
+        console.print(f"[red]FAILED[/red] {escape(security)}: {escape(error)}", highlight=False)
     console.print(
         portfolio_line(summary.portfolio, summary.securities_ok, summary.securities_failed),
         highlight=False,

@@ -59,10 +59,10 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
     from engine.sweep import expand_grid, parse_grid
 
     grid = parse_grid(args.grid)
-    check_flow_arguments(args, args.strategies, None)
     expand_grid(args.strategies, grid)
     if args.batch_cells < 1:
         raise UserError(f"--batch-cells must be at least 1, got {args.batch_cells}")
+    check_flow_arguments(args, args.strategies, None)
     return dict(
         data=args.data,
         strategies=list(args.strategies),
@@ -98,6 +98,7 @@ def run_flow(kwargs: dict) -> SweepSummary:
 def print_summary(summary: SweepSummary) -> None:
     """The notes, the final table of cells, failures and what to run next."""
     import pandas as pd
+    from rich.markup import escape
 
     from engine.results.compare import RUN_FIGURES
     from mmflow.console import console, print_lines, spill_lines, table
@@ -114,7 +115,7 @@ def print_summary(summary: SweepSummary) -> None:
         columns = ["run_id", "cell", "status", *RUN_FIGURES, "this_run"]
         console.print(table(frame, title=title, columns=columns))
     for security, error in summary.failed.items():
-        console.print(f"[red]FAILED[/red] {security}: {error}", highlight=False)
+        console.print(f"[red]FAILED[/red] {escape(security)}: {escape(error)}", highlight=False)
     if summary.report:
         console.print(f"report: {summary.report}", highlight=False)
     print_lines(spill_lines(summary.store, summary.spilled))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data {path} not present")
     return path
+
+
+@pytest.fixture(autouse=True)
+def parquet_cache(tmp_path, monkeypatch) -> Path:
+    """Every workbook's Parquet cache goes under this test's folder."""
+    monkeypatch.setenv("MMFLOW_PARQUET_CACHE", str(tmp_path / "parquet-cache"))
+    return tmp_path / "parquet-cache"
 
 
 def write_book(path: Path, sheets: dict[str, list[list]]) -> Path:
@@ -243,3 +251,142 @@ def test_bad_paths_are_input_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"no \.parquet files"):
         open_data(tmp_path / "empty")
+
+
+# --- the number rules (engine.data.rules): every bad value is decided and counted once ---------
+
+INF, NAN = float("inf"), float("nan")
+
+
+def test_every_number_rule_is_applied_and_counted_once():
+    rows = [  # (timestamp, type, price, size) -> rule
+        (T0, "BID", 10.0, 5.0),  # kept
+        (T0, "ASK", INF, 5.0),  # non-finite price
+        (T0, "BID", -INF, 5.0),  # non-finite, not "<= 0"
+        (T0, "BID", NAN, 5.0),  # a NaN value (not a null): non-finite
+        (T0, "BID", 2e9, 5.0),  # absurd price
+        (T0, "BID", 0.0, -1.0),  # price <= 0 comes before the size rule
+        (None, "BID", INF, 5.0),  # Dates first
+        (T0, "BID", None, 5.0),  # empty price
+        (T0, "TRADE", 10.0, None),  # empty size: kept, volume NaN (SPEC §1.3-3)
+        (T0, "TRADE", 10.0, 0.0),  # zero size: kept
+        (T0, "BID", 10.0, NAN),  # NaN size
+        (T0, "BID", 10.0, -1.0),  # negative size
+        (T0, "BID", 10.0, INF),  # infinite size
+        (T0, "BID", 10.0, 2e12),  # absurd size
+    ]
+    columns = list(zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "timestamp": pa.array(columns[0], type=pa.timestamp("ns")),
+            "type": list(columns[1]),
+            "price": pa.array(columns[2], type=pa.float64()),
+            "volume": pa.array(columns[3], type=pa.float64()),
+        }
+    )
+    events, counts = normalise(table)
+    assert counts == RowCounts(
+        rows_read=14,
+        dropped_bad_timestamp=1,
+        dropped_bad_price=1,
+        dropped_nonfinite_price=4,
+        dropped_nonpositive_price=1,
+        dropped_bad_size=4,
+        rows_kept=3,
+    )
+    assert events.price.tolist() == [10.0, 10.0, 10.0]
+    np.testing.assert_array_equal(events.volume, [5.0, np.nan, 0.0])
+
+
+def test_booleans_and_text_are_never_read_as_numbers():
+    def table(price, volume) -> pa.Table:
+        return pa.table(
+            {"timestamp": pa.array([T0] * 4), "type": ["BID"] * 4, "price": price, "volume": volume}
+        )
+
+    _, counts = normalise(table(pa.array([True, False, True, None]), [1, 1, 1, 1]))
+    assert counts.dropped_bad_price == 4 and counts.rows_kept == 0
+    _, counts = normalise(table([1.0] * 4, pa.array([True, False, None, True])))
+    assert (counts.dropped_bad_size, counts.rows_kept) == (3, 1)  # the null size is kept
+    events, counts = normalise(table([1.0] * 4, ["5", " ", "abc", "TRUE"]))
+    assert (counts.dropped_bad_size, counts.rows_kept) == (2, 2)
+    np.testing.assert_array_equal(events.volume, [5.0, np.nan])
+    frame = pd.DataFrame(
+        {"Dates": [T0] * 3, "Type": ["BID"] * 3, "Price": [1.0, True, "2"], "Size": [1, 2, 3]}
+    )
+    events, counts = normalise(frame)
+    assert counts.dropped_bad_price == 1 and events.price.tolist() == [1.0, 2.0]
+
+
+def test_hostile_numbers_in_a_workbook_are_counted_and_the_backtest_runs(tmp_path):
+    from engine.runner import run_backtest
+
+    good = ticks(30, price=10.0)
+    bad = [
+        [T0, "TRADE", "inf", 10],  # text inf: non-finite
+        [T0, "TRADE", 777.0, 10],  # becomes <v>inf</v> below: a numeric inf cell
+        [T0, "TRADE", True, 10],  # a boolean price
+        [T0, "TRADE", 1e10, 10],  # absurd
+        [T0, "BID", 10.0, True],  # a boolean size
+        [T0, "BID", 10.0, -5],  # negative size
+        [T0, "BID", 10.0, "lots"],  # text size
+        [T0, "BID", 10.0, None],  # empty size: kept
+    ]
+    workbook = write_book(tmp_path / "book.xlsx", {"AAA": good + bad})
+    with zipfile.ZipFile(workbook) as old:
+        parts = {info.filename: old.read(info) for info in old.infolist()}
+    parts["xl/worksheets/sheet1.xml"] = parts["xl/worksheets/sheet1.xml"].replace(
+        b"<v>777</v>", b"<v>inf</v>"
+    )
+    with zipfile.ZipFile(workbook, "w", zipfile.ZIP_DEFLATED) as new:
+        for name, data in parts.items():
+            new.writestr(name, data)
+    events, counts = open_data(workbook).load("AAA")
+    assert counts == RowCounts(
+        rows_read=38,
+        dropped_bad_price=1,
+        dropped_nonfinite_price=3,
+        dropped_bad_size=3,
+        rows_kept=31,
+    )
+    assert np.isfinite(events.price).all()
+    run = run_backtest(workbook, "v1_baseline")
+    assert not run.failures and np.isfinite(run.results[0].summary["realized_pnl"])
+
+
+def test_numeric_timestamps_are_refused_naming_the_column(tmp_path):
+    table = pa.table(
+        {
+            "timestamp": pa.array([1_713_088_800] * 3, type=pa.int64()),
+            "type": ["BID", "ASK", "TRADE"],
+            "price": [1.0, 1.0, 1.0],
+            "volume": [1, 1, 1],
+        }
+    )
+    pq.write_table(table, tmp_path / "abc.parquet")
+    with pytest.raises(InputError, match=r"abc\.parquet.*column 'timestamp' holds int64, not date"):
+        open_data(tmp_path).load("ABC")
+    frame = pd.DataFrame({"Dates": [1_713_088_800], "Type": ["BID"], "Price": [1.0], "Size": [1]})
+    with pytest.raises(InputError, match=r"column 'Dates' holds int64.*unit='s'"):
+        normalise(frame)
+    mixed = pd.DataFrame({"Dates": [T0, 5], "Type": ["BID"] * 2, "Price": [1.0] * 2})
+    with pytest.raises(InputError, match="column 'Dates' holds numbers"):
+        normalise(mixed)
+
+
+def test_timestamps_are_read_by_their_declared_unit_and_never_wrap():
+    far = datetime(9999, 1, 1)  # beyond int64 nanoseconds (2262): unreadable, not wrapped
+    for kind in (pa.timestamp("s"), pa.timestamp("ms"), pa.timestamp("us"), pa.date32()):
+        stamps = [T0, far] if kind != pa.date32() else [T0.date(), far.date()]
+        table = pa.table(
+            {
+                "timestamp": pa.array(stamps, type=kind),
+                "type": ["BID"] * 2,
+                "price": [1.0] * 2,
+                "volume": [1] * 2,
+            }
+        )
+        events, counts = normalise(table)
+        expected = pd.Timestamp(T0 if kind != pa.date32() else T0.date()).value
+        assert events.timestamp_ns.tolist() == [expected], kind
+        assert counts.dropped_bad_timestamp == 1

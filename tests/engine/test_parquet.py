@@ -53,9 +53,9 @@ def count_conversions(monkeypatch) -> list[str]:
     seen: list[str] = []
     original = parquet._convert_sheet
 
-    def spy(book, workbook, sheet, out_dir):
+    def spy(book, workbook, sheet, *rest):
         seen.append(sheet)
-        return original(book, workbook, sheet, out_dir)
+        return original(book, workbook, sheet, *rest)
 
     monkeypatch.setattr(parquet, "_convert_sheet", spy)
     return seen
@@ -87,17 +87,25 @@ def test_convert_writes_one_snappy_file_per_security_and_a_manifest(tmp_path):
     assert read_manifest(tmp_path / "out") == manifest
 
 
-def test_default_cache_dir_sits_next_to_the_workbook(tmp_path):
-    assert default_cache_dir(tmp_path / "foo.xlsx") == tmp_path / ".mmflow-cache" / "foo"
+def test_default_cache_dir_is_the_configured_root_and_the_workbook_hash(tmp_path, monkeypatch):
+    workbook = tiny_book(tmp_path / "foo.xlsx", {"AAA": 1.0})
+    digest = hashlib.sha256(workbook.read_bytes()).hexdigest()
+    monkeypatch.setenv("MMFLOW_PARQUET_CACHE", str(tmp_path / "pc"))
+    assert default_cache_dir(workbook) == tmp_path / "pc" / digest
+    assert default_cache_dir(workbook, tmp_path / "other") == tmp_path / "other" / digest
+    monkeypatch.delenv("MMFLOW_PARQUET_CACHE")
+    monkeypatch.setenv("MMFLOW_CACHE_DIR", str(tmp_path / "mm"))
+    assert default_cache_dir(workbook) == tmp_path / "mm" / "parquet" / digest
 
 
 def test_cache_is_reused_while_unchanged_and_rebuilt_when_the_workbook_changes(
     tmp_path, monkeypatch
 ):
     workbook = tiny_book(tmp_path / "book.xlsx", {"AAA": 1.0, "BBB": 2.0})
+    monkeypatch.setenv("MMFLOW_PARQUET_CACHE", str(tmp_path / "pc"))
     seen = count_conversions(monkeypatch)
     first = ensure_cache(workbook)
-    assert first.cache_dir == tmp_path / ".mmflow-cache" / "book"
+    assert first.cache_dir == tmp_path / "pc" / hashlib.sha256(workbook.read_bytes()).hexdigest()
     assert seen == ["AAA UH Equity", "BBB UH Equity"]
 
     mtime = (first.cache_dir / "aaa.parquet").stat().st_mtime_ns
@@ -170,3 +178,37 @@ def test_unknown_sheet_and_clashing_security_names_are_input_errors(tmp_path):
     book.save(clash)
     with pytest.raises(InputError, match="both name security 'AAA'"):
         ensure_cache(clash, tmp_path / "out2")
+
+
+def test_a_read_only_data_folder_is_never_written(tmp_path, monkeypatch):
+    """The cache lives under the configured folder, never beside the workbook. (chmod does not
+    stop root, who runs CI, so the test checks that nothing appears in the data folder.)"""
+    from engine.data.source import open_data
+
+    data = tmp_path / "data"
+    data.mkdir()
+    workbook = tiny_book(data / "book.xlsx", {"AAA": 1.0, "BBB": 2.0})
+    monkeypatch.setenv("MMFLOW_PARQUET_CACHE", str(tmp_path / "pc"))
+    before = sorted(data.rglob("*"))
+    data.chmod(0o555)
+    try:
+        source = open_data(workbook)
+        assert source.load("BBB")[1].rows_kept == 5
+    finally:
+        data.chmod(0o755)
+    assert sorted(data.rglob("*")) == before
+    cache = tmp_path / "pc" / hashlib.sha256(workbook.read_bytes()).hexdigest()
+    assert {p.name for p in cache.iterdir()} >= {"aaa.parquet", "bbb.parquet", MANIFEST_NAME}
+    assert read_manifest(cache).workbook == str(workbook)
+
+
+def test_mmflow_convert_writes_where_it_is_told(tmp_path, monkeypatch, capsys):
+    from mmflow.cli import main
+
+    workbook = tiny_book(tmp_path / "book.xlsx", {"AAA": 1.0})
+    monkeypatch.setenv("MMFLOW_PARQUET_CACHE", str(tmp_path / "pc"))
+    assert main(["convert", str(workbook), "--out", str(tmp_path / "anywhere")]) == 0
+    assert (tmp_path / "anywhere" / "aaa.parquet").exists()
+    assert main(["convert", str(workbook)]) == 0  # default: the configured cache
+    assert list((tmp_path / "pc").glob("*/aaa.parquet"))
+    capsys.readouterr()

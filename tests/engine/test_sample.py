@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from datetime import datetime, time
 
 import numpy as np
@@ -23,6 +24,39 @@ def test_same_arguments_give_the_same_cell_values(tmp_path):
     assert sheet_rows(a) == sheet_rows(b)
     c = write_sample_workbook(tmp_path / "c.xlsx", sheets=2, rows_per_sheet=1500, seed=8)
     assert sheet_rows(c) != sheet_rows(a)
+
+
+def test_same_arguments_give_the_same_bytes(tmp_path):
+    """Fixed zip entry times and document dates: a regenerated sample is not a change."""
+    written = []
+    a = write_sample_workbook(
+        tmp_path / "a.xlsx", sheets=2, days=1, rows_per_sheet=100, on_rows=written.append
+    )
+    b = write_sample_workbook(tmp_path / "b.xlsx", sheets=2, days=1, rows_per_sheet=100)
+    assert a.read_bytes() == b.read_bytes()
+    assert sum(written) == 200
+    with zipfile.ZipFile(a) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        core = archive.read("docProps/core.xml").decode()
+    assert core.count("2025-01-01T00:00:00Z") == 2  # created and modified, not the wall clock
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_mmflow_sample_refuses_to_overwrite_the_bundled_sample(tmp_path, monkeypatch, capsys):
+    from mmflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    bundled = tmp_path / "data" / "sample.xlsx"
+    bundled.write_bytes(b"tracked bytes")
+    small = ["--sheets", "1", "--days", "1", "--rows", "100"]
+    assert main(["sample", *small]) == 2
+    assert bundled.read_bytes() == b"tracked bytes"
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["sample", *small, "--force"]) == 0 and zipfile.is_zipfile(bundled)
+    assert main(["sample", *small, "--out", "elsewhere.xlsx"]) == 0
+    assert (tmp_path / "elsewhere.xlsx").read_bytes() == bundled.read_bytes()
+    capsys.readouterr()
 
 
 def test_layout_and_day_structure(tmp_path):
@@ -52,7 +86,7 @@ def test_layout_and_day_structure(tmp_path):
 
 def test_sample_data_is_tradeable(tmp_path):
     path = write_sample_workbook(tmp_path / "s.xlsx", sheets=2, rows_per_sheet=1500)
-    source = open_data(path)
+    source = open_data(path, cache_dir=tmp_path / "cache")
     for security in source.securities:
         events, counts = source.load(security)
         assert counts.dropped_nonpositive_price == 6  # the 09:30 zero rows of 3 days

@@ -42,7 +42,8 @@ EXPECTED_SCHEMA = {
         "dropped_nonpositive_price BIGINT, market_dates BIGINT, strategy_dates BIGINT, "
         "first_date DATE, last_date DATE, stop_loss_triggers BIGINT, avg_pnl_per_trade DOUBLE, "
         "sharpe_ratio DOUBLE, max_drawdown DOUBLE, max_drawdown_pct DOUBLE, calmar_ratio DOUBLE, "
-        "win_rate DOUBLE, profit_factor DOUBLE, params JSON"
+        "win_rate DOUBLE, profit_factor DOUBLE, params JSON, dropped_nonfinite_price BIGINT, "
+        "dropped_bad_size BIGINT"
     ),
     "trades": columns(
         KEYED + "seq BIGINT, timestamp TIMESTAMP, side VARCHAR, fill_price DOUBLE, "
@@ -54,7 +55,13 @@ EXPECTED_SCHEMA = {
     "failures": columns(KEYED + "attempts BIGINT, error_type VARCHAR, message VARCHAR"),
 }
 VIEWS = {"v_run_summary", "v_strategy_comparison"}
-MIGRATION_NAMES = ["m001_initial", "m002_views", "m003_pnl_names_and_git", "m004_views"]
+MIGRATION_NAMES = [
+    "m001_initial",
+    "m002_views",
+    "m003_pnl_names_and_git",
+    "m004_views",
+    "m005_input_rule_counts",
+]
 
 
 def schema_of(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
@@ -86,7 +93,7 @@ def test_migrate_twice_is_a_no_op():
     migrate(con)
     assert migrate(con) == []
     assert schema_of(con) == EXPECTED_SCHEMA
-    assert con.execute("SELECT count(*) FROM migrations").fetchall() == [(4,)]
+    assert con.execute("SELECT count(*) FROM migrations").fetchall() == [(len(MIGRATIONS),)]
 
 
 # An m001-era store's rows. runs.total_pnl then held the portfolio's *realized* P&L.
@@ -261,7 +268,9 @@ def test_security_results_columns_are_the_summary_fields():
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_name = 'security_results' ORDER BY ordinal_position"
     ).fetchall()
-    assert rows == [("run_id", "VARCHAR"), *SUMMARY_FIELDS, ("params", "JSON")]
+    # params came with m001; figures added later stand after it, in SUMMARY_FIELDS order.
+    assert ("params", "JSON") in rows
+    assert [r for r in rows if r[0] != "params"] == [("run_id", "VARCHAR"), *SUMMARY_FIELDS]
 
 
 def add_run(con, run_id: str, finished_s: int, *, data_hash="d00d", code="0.1.0+abc", pnl=1.0):

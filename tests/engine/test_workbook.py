@@ -102,7 +102,7 @@ def test_messy_cells_are_converted_or_dropped_and_counted(tmp_path):
         [datetime(2025, 4, 14), " Bid ", "2.5", None],  # 6: midnight, text price, empty size
         [date(2025, 4, 14), "ASK", None, 5],  # 7: no price -> dropped_bad_price
         [time(9, 30), "ASK", 1.0, 5],  # 8: a bare time is not a timestamp
-        ["2025-04-14 09:30:05", "TRADE", 3, "abc"],  # 9: text date, bad size -> null volume
+        ["2025-04-14 09:30:05", "TRADE", 3, "abc"],  # 9: text date, bad size -> dropped_bad_size
         [None, "BID", 1.0, 1],  # 10: no date
         [],  # 11: blank row inside the data
         [45761.4, "TRADE", 0.0, 0],  # 12: unformatted serial; zero price kept in the cache
@@ -112,18 +112,12 @@ def test_messy_cells_are_converted_or_dropped_and_counted(tmp_path):
     path = write_book(tmp_path / "messy.xlsx", {"MESSY UH Equity": bloomberg("MESSY", data)})
     read = read_sheet(open_workbook(path), "MESSY UH Equity", path=path)
     assert read.rows_read == 10
-    assert (read.dropped_bad_timestamp, read.dropped_bad_price) == (3, 2)
-    assert read.dropped_rows == (7, 8, 10, 11, 13)
+    assert (read.dropped_bad_timestamp, read.dropped_bad_price, read.dropped_bad_size) == (3, 2, 1)
+    assert read.dropped_rows == (7, 8, 9, 10, 11, 13)
     assert read.table.to_pylist() == [
         {"timestamp": datetime(2025, 4, 14, 9, 30, 1), "type": "BID", "price": 1.5, "volume": 10},
         {"timestamp": datetime(2025, 4, 14, 9, 30, 1), "type": "ASK", "price": 1.6, "volume": 20},
         {"timestamp": datetime(2025, 4, 14), "type": " Bid ", "price": 2.5, "volume": None},
-        {
-            "timestamp": datetime(2025, 4, 14, 9, 30, 5),
-            "type": "TRADE",
-            "price": 3.0,
-            "volume": None,
-        },
         {"timestamp": datetime(2025, 4, 14, 9, 36), "type": "TRADE", "price": 0.0, "volume": 0},
     ]
     assert read.table.schema == CACHE_SCHEMA
@@ -165,3 +159,13 @@ def test_missing_and_non_xlsx_files_are_input_errors(tmp_path):
     csv.write_text("x")
     with pytest.raises(InputError, match=r"not an \.xlsx workbook"):
         open_workbook(csv)
+
+
+def test_a_plain_number_among_datetimes_is_an_excel_serial_never_1970(tmp_path):
+    data = [[datetime(2025, 4, 14, 9, 30), "BID", 1.0, 1], [45761.4, "ASK", 1.0, 1]]
+    path = write_book(tmp_path / "serial.xlsx", {"S UH Equity": bloomberg("S", data)})
+    read = read_sheet(open_workbook(path), "S UH Equity", path=path)
+    assert read.table.column("timestamp").to_pylist() == [
+        datetime(2025, 4, 14, 9, 30),
+        datetime(2025, 4, 14, 9, 36),
+    ]

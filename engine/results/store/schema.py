@@ -117,6 +117,13 @@ def m004_views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(V_STRATEGY_COMPARISON_M004)
 
 
+@migration
+def m005_input_rule_counts(con: duckdb.DuckDBPyConnection) -> None:
+    """security_results counts the rows dropped by the two newer input rules (0 for older runs)."""
+    for name in ("dropped_nonfinite_price", "dropped_bad_size"):
+        con.execute(f"ALTER TABLE security_results ADD COLUMN {name} BIGINT DEFAULT 0")
+
+
 # ---- applying them -----------------------------------------------------------------------------
 
 
