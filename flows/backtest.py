@@ -17,6 +17,7 @@ from engine.results.report import headline
 from engine.run import Run, RunSummary
 from engine.sim import strategies
 from engine.types import KEY_FIGURES, SecurityResult
+from flows import liveness
 from flows.fanout import Item, fan_out
 from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, run_backtest, store_results
 from tasks.report import report_or_none, write_run_report
@@ -53,7 +54,7 @@ def publish_artifacts(run: Run, report) -> None:
     )
 
 
-@flow(name="backtest")
+@flow(name="backtest", **liveness.HOOKS)
 def backtest(
     data: str = str(settings.DEFAULT_DATA),
     strategy: str = settings.DEFAULT_STRATEGY,
@@ -67,6 +68,7 @@ def backtest(
     store_timeout: float = DEFAULT_STORE_TIMEOUT,
 ) -> RunSummary:
     """Backtest `strategy` over every security of `data` and store the run; returns its summary."""
+    liveness.record(flow_run.get_id())
     config_values = load_config(config)
     resolve_params(strategies.get(strategy).Params, "", config_values, overrides)  # fail fast
     source = prepare_data(data, securities, max_sheets)

@@ -69,6 +69,14 @@ def _drain_workers() -> None:
         pass
 
 
+def _reconcile(liveness) -> None:
+    """Mark Crashed our flow runs whose process died (they would show RUNNING forever)."""
+    crashed = liveness.reconcile()
+    if crashed:
+        print(f"marked {len(crashed)} flow run(s) Crashed whose process is gone: "
+              f"{', '.join(crashed)}")  # fmt: skip
+
+
 @contextmanager
 def prefect_api() -> Iterator[str]:
     """Use $PREFECT_API_URL when set; otherwise start one temporary local server for this process.
@@ -79,8 +87,11 @@ def prefect_api() -> Iterator[str]:
     """
     import prefect.settings
 
+    from flows import liveness
+
     url = prefect.settings.PREFECT_API_URL.value()
     if url:
+        _reconcile(liveness)
         yield url
         return
     from prefect.server.api.server import SubprocessASGIServer  # 2-10 s import: only when needed
@@ -95,6 +106,7 @@ def prefect_api() -> Iterator[str]:
             {prefect.settings.PREFECT_API_URL: server.api_url}
         ):
             try:
+                _reconcile(liveness)
                 yield server.api_url
             finally:  # also on Ctrl-C: otherwise log shipping retries against a dead server
                 _drain_workers()

@@ -35,6 +35,7 @@ from engine.sweep import (
     sweep_id,
 )
 from engine.types import Failure
+from flows import liveness
 from flows.fanout import Item, fan_out
 from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, store_results
 from tasks.report import report_or_none, write_sweep_report
@@ -161,7 +162,7 @@ def _store_batch(
     sweep.runs.update(runs)
 
 
-@flow(name="sweep")
+@flow(name="sweep", **liveness.HOOKS)
 def sweep(
     data: str = str(settings.DEFAULT_DATA),
     strategies: list[str] | None = None,
@@ -177,6 +178,7 @@ def sweep(
     store_timeout: float = DEFAULT_STORE_TIMEOUT,
 ) -> SweepSummary:
     """Sweep `strategies` x `grid` over `data`; store missing cells (all with `fresh`); summary."""
+    liveness.record(flow_run.get_id())
     logger = get_run_logger()
     config_values = load_config(config)
     expanded = expand_grid(list(strategies or DEFAULT_STRATEGIES), grid or {})

@@ -277,6 +277,18 @@ def run_counts(flow_run_id) -> dict[str, int]:
     return {t.name: t.run_count for t in task_runs}
 
 
+def task_states(flow_run_id) -> dict:
+    """Task run name -> state of a flow run (from the Prefect API)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {t.name: t.state for t in task_runs}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -461,6 +473,15 @@ def test_worker_killed_on_every_try_fails_that_security_only(
     assert failed["MODON"]["attempts"] == 2
     assert "workers died" in failed["MODON"]["message"]
     assert_same_as_sequential(summary, sequential(strategy), securities=["SPINNEYS"])
+    # The task run whose workers died ends Crashed in the UI, not Pending or Running.
+    flow_run_id = read_run(summary.store, summary.run_id).flow_run_id
+    for _ in range(100):  # task states reach the API as events, a moment later
+        states = task_states(flow_run_id)
+        if states.get("backtest-MODON") and states["backtest-MODON"].is_final():
+            break
+        time.sleep(0.1)
+    assert states["backtest-MODON"].is_crashed(), states
+    assert states["backtest-SPINNEYS"].is_completed()
 
 
 # ---- 4. a locked store -------------------------------------------------------------------------
