@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.paths import inside, unique_stems
+from engine.results.csv import write_trades
 from engine.run import Run
 from engine.types import SUMMARY_COLUMNS, TRADE_COLUMNS, Failure, SecurityResult
 
@@ -18,9 +19,9 @@ CSV_TRADE_COLUMNS = [c for c in TRADE_COLUMNS if c != "seq"]
 
 
 def write_trades_csv(result: SecurityResult, path: str | Path) -> None:
-    """`<SECURITY>_trades.csv` in the reference format: event order, shortest round-trip floats."""
-    trades = result.trades[CSV_TRADE_COLUMNS]
-    trades.to_csv(path, index=False, lineterminator="\n", date_format="%Y-%m-%d %H:%M:%S")
+    """`<SECURITY>_trades.csv` in the reference format: event order, shortest round-trip floats
+    (written by `results.csv`, byte for byte what `DataFrame.to_csv` writes, about 6x faster)."""
+    write_trades(result.trades[CSV_TRADE_COLUMNS], path)
 
 
 def summary_frame(
