@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from engine.results.compare import format_value
 
 # Wide enough for the summary tables when output goes to a file or CI log (rich assumes 80).
 console = Console(stderr=False, width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True)
+MIN_FOLDED_WIDTH = 4  # narrower than this, a table prints as records (see `table`)
 
 
 def fmt(value) -> str:
@@ -36,18 +38,95 @@ def portfolio_line(portfolio, securities_ok: int, securities_failed: int) -> str
     )
 
 
+def is_id(name) -> bool:
+    """An identifier column (`run_id`, `sweep_id`, `flow_run_id`, `id`): never cut in a table."""
+    name = str(name).lower()
+    return name == "id" or name.endswith("_id")
+
+
+def cell(value) -> str:
+    """A table cell: `fmt`, with every kind of missing value (None, NaN, NA, NaT) blank."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    return fmt(value.item() if hasattr(value, "item") else value)
+
+
+def spill_lines(store: str, spilled) -> list[str]:
+    """What to do about runs kept as spills because the store stayed locked."""
+    if not spilled:
+        return []
+    return [
+        f"NOT STORED YET: {store} stayed locked by another process; the results are kept in "
+        f"{', '.join(spilled)}",
+        f"close the other DuckDB session, then: mmflow store load-spill --store {store}  "
+        "(the next mmflow run or sweep loads them too)",
+    ]
+
+
 def table(
-    frame: pd.DataFrame, title: str | None = None, columns: Sequence[str] | None = None
+    frame: pd.DataFrame,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
+    *,
+    first_row: int = 1,
 ) -> Table:
-    """A rich table of `frame` (optionally a subset of columns), numbers right-aligned."""
-    columns = list(columns or frame.columns)
-    out = Table(title=title, show_lines=False, header_style="bold")
-    for col in columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[col]) if col in frame else False
-        out.add_column(col, justify="right" if numeric else "left")
-    for row in frame[columns].itertuples(index=False):
-        out.add_row(*(fmt(v.item() if hasattr(v, "item") else v) for v in row))
+    """A rich table of `frame` (optionally a subset of columns), numbers right-aligned, values
+    shown as written (no markup). Id columns (`is_id`) are never wrapped or cut: other columns
+    fold onto more lines instead, and where even that cannot fit (other columns narrower than
+    MIN_FOLDED_WIDTH) the rows print as records, one field per line, numbered from `first_row`."""
+    view = frame if columns is None else frame[list(columns)]
+    names = [str(name) for name in view.columns]
+    rows = [[cell(v) for v in row] for row in view.itertuples(index=False, name=None)]
+    out = _IdSafeTable(names, rows, first_row, title=title, header_style="bold")
+    for position, name in enumerate(names):
+        dtype = view.dtypes.iloc[position]
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        justify = "right" if numeric else "left"
+        if is_id(name):
+            widest = max([len(name), *(len(row[position]) for row in rows)])
+            out.add_column(Text(name), justify=justify, no_wrap=True, min_width=widest)
+        else:  # min_width 1: a squeezed column folds, it never vanishes
+            out.add_column(Text(name), justify=justify, overflow="fold", min_width=1)
+    for row in rows:
+        out.add_row(*(Text(value) for value in row))
     return out
+
+
+def records(names: Sequence[str], rows: Iterable[Sequence[str]], first: int = 1) -> Iterator[str]:
+    """Rows as records, one `name | value` line per field (like psql's expanded display)."""
+    width = max((len(name) for name in names), default=0)
+    for number, row in enumerate(rows, start=first):
+        yield f"-[ RECORD {number:,} ]" + "-" * 20
+        for name, value in zip(names, row, strict=True):
+            yield f"{name:<{width}} | {value}"
+
+
+def needed_width(names: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """Terminal columns a table needs to show every id whole and fold nothing else narrower
+    than MIN_FOLDED_WIDTH (3 per column for padding and border, 1 for the last border)."""
+    need = 1
+    for position, name in enumerate(names):
+        widest = max([len(name), *(len(row[position]) for row in rows)])
+        need += 3 + (widest if is_id(name) else min(widest, MIN_FOLDED_WIDTH))
+    return need
+
+
+class _IdSafeTable(Table):
+    """A Table that prints its rows as records when its ids cannot be shown whole."""
+
+    def __init__(self, names: list[str], rows: list[list[str]], first_row: int, **kwargs):
+        super().__init__(**kwargs)
+        self._names, self._rows, self._first_row = names, rows, first_row
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if needed_width(self._names, self._rows) <= options.max_width:
+            yield from super().__rich_console__(console, options)
+            return
+        if self.title:
+            yield Text(str(self.title), style="bold")
+        yield Text(f"(too wide for {options.max_width} columns: one field per line)")
+        for line in records(self._names, self._rows, self._first_row):
+            yield Text(line)
 
 
 def progress(total: int, description: str) -> Progress:

@@ -50,12 +50,12 @@ def print_comparison(comparison: Comparison) -> None:
         )
     )
     for label, short in legend.items():
-        console.print(f"{short} {label}", highlight=False)
+        console.print(f"{short} {label}", highlight=False, markup=False)  # labels may hold [..]
 
 
 def run(args: argparse.Namespace) -> int:
     """Compare, print, and write CSV when asked."""
-    from flows.runtime import store_path
+    from engine.settings import store_path
 
     if args.run_ids and (args.sweep_id or args.latest):
         from mmflow.cli import UserError
