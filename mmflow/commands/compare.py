@@ -1,17 +1,17 @@
 """`mmflow compare`: stored runs side by side — portfolio figures per strategy and parameter set,
-and realized P&L per security × run. Give run ids, `--sweep ID`, or `--latest` (the default: the
+and total P&L (realized + unrealized) per security × run. Give run ids, `--sweep ID`, or `--latest` (the default: the
 newest sweep). Reads the store directly (no Prefect start-up); `--flow` runs the Prefect `compare`
 flow instead, which also publishes the tables as artifacts in the UI."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from engine.results.compare import RUN_FIGURES, Comparison, compare_runs, write_csv
 from mmflow.commands.options import add_store
-from mmflow.console import console, table
 
-SUMMARY_VIEW = ["label", "status", *RUN_FIGURES, "run_id"]
+if TYPE_CHECKING:
+    from engine.results.compare import Comparison
 
 
 def add_parser(subparsers) -> None:
@@ -40,13 +40,17 @@ def add_parser(subparsers) -> None:
 
 def print_comparison(comparison: Comparison) -> None:
     """The summary table and the per-security pivot."""
-    console.print(table(comparison.summary, title=comparison.title, columns=SUMMARY_VIEW))
+    from engine.results.compare import RUN_FIGURES
+    from mmflow.console import console, table
+
+    columns = ["label", "status", *RUN_FIGURES, "run_id"]
+    console.print(table(comparison.summary, title=comparison.title, columns=columns))
     pivot = comparison.by_security.reset_index(names="security")
     legend = {label: f"[{i + 1}]" for i, label in enumerate(comparison.by_security.columns)}
     console.print(
         table(
             pivot.rename(columns=legend),
-            title="realized P&L per security (columns: see legend)",
+            title="total P&L per security (realized + unrealized; columns: see legend)",
         )
     )
     for label, short in legend.items():
@@ -55,7 +59,9 @@ def print_comparison(comparison: Comparison) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare, print, and write CSV when asked."""
+    from engine.results.compare import compare_runs, write_csv
     from engine.settings import store_path
+    from mmflow.console import console
 
     if args.run_ids and (args.sweep_id or args.latest):
         from mmflow.cli import UserError

@@ -107,7 +107,7 @@ def test_compare_shows_every_run_id_whole(monkeypatch, width):
     )
     comparison = Comparison(title="runs", summary=summary, by_security=by_security)
     console = narrow_console(width)
-    monkeypatch.setattr(compare_command, "console", console)
+    monkeypatch.setattr("mmflow.console.console", console)
     compare_command.print_comparison(comparison)
     text = console.export_text()
     assert all(run_id in text for run_id in run_ids) and "…" not in text
