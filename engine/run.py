@@ -166,7 +166,7 @@ class Run:
     @property
     def trades(self) -> int:
         """Fills over all securities."""
-        return sum(len(r.trades) for r in self.results)
+        return sum(r.summary["trades"] for r in self.results)
 
     @property
     def failed(self) -> dict[str, str]:

@@ -131,16 +131,30 @@ KEY_FIGURES = (
 DAILY_COLUMNS = ("date", "realized_pnl", "cumulative_pnl", "trades")
 
 
+@dataclass(frozen=True)
+class FillStats:
+    """One security's fills condensed: counts, and the exact partials of the realized P&L sums
+    (all fills, gains, losses), from which portfolio sums are exact without the fills."""
+
+    fills: int = 0
+    wins: int = 0  # fills with realized P&L > 0
+    realized: tuple[float, ...] = ()
+    gains: tuple[float, ...] = ()
+    losses: tuple[float, ...] = ()
+
+
 @dataclass
 class SecurityResult:
-    """Everything one backtest of one security produced; plain data, cheap to pickle to a worker."""
+    """Everything one backtest of one security produced; plain data, cheap to pickle to a worker.
+    `trades` is None for a compact result (a sweep cell whose trades are not kept)."""
 
     security: str
     strategy: str
     params: dict  # the resolved parameters used for this security
-    trades: pd.DataFrame  # TRADE_COLUMNS, event order
+    trades: pd.DataFrame | None  # TRADE_COLUMNS, event order
     daily: pd.DataFrame  # DAILY_COLUMNS, one row per date with fills
     summary: dict  # keys: SUMMARY_COLUMNS
+    stats: FillStats = FillStats()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Per-security and portfolio statistics (SPEC §5.3, §0): pure functions of trade tables.
+"""Per-security and portfolio statistics (SPEC §5.3, §0): pure functions of fill arrays.
 
 Sums of P&L use exactly rounded summation (`math.fsum`), so totals do not depend on the order in
 which fills or securities are added; the reference's summary totals equal these to the last bit.
+A security's fills are condensed into `FillStats` (counts and the *exact partials* of its sums),
+so the portfolio's figures are the same to the last bit whether a run kept every trade or only
+compact results (a sweep cell): fsum over the partials of every security is fsum over every fill.
 """
 
 from __future__ import annotations
@@ -12,10 +15,32 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from engine.types import DAILY_COLUMNS, NS_PER_DAY, SecurityResult
+from engine.results.exact import exact_partials_nb, segment_partials_nb
+from engine.types import DAILY_COLUMNS, NS_PER_DAY, FillStats, SecurityResult
 
 TRADING_DAYS_PER_YEAR = 252
 _DAILY_DTYPES = ("datetime64[ns]", "f8", "f8", "i8")
+
+
+def fill_stats(realized: np.ndarray) -> FillStats:
+    """Counts and exact partial sums of one security's realized P&L per fill."""
+    realized = np.ascontiguousarray(realized, dtype=np.float64)
+    gains = exact_partials_nb(realized[realized > 0])
+    losses = exact_partials_nb(realized[realized < 0])
+    return FillStats(
+        fills=len(realized),
+        wins=len(realized) - int(np.count_nonzero(realized <= 0)),
+        realized=tuple(exact_partials_nb(np.concatenate((gains, losses))).tolist()),
+        gains=tuple(gains.tolist()),
+        losses=tuple(losses.tolist()),
+    )
+
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The exactly rounded sum of each segment values[start:end] (as math.fsum gives it)."""
+    partials, offsets = segment_partials_nb(np.ascontiguousarray(values, np.float64), starts, ends)
+    flat, bounds = partials.tolist(), offsets.tolist()
+    return np.array([math.fsum(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
 
 
 def _daily_frame(dates: np.ndarray, realized: np.ndarray, trades: np.ndarray) -> pd.DataFrame:
@@ -30,41 +55,58 @@ def _daily_frame(dates: np.ndarray, realized: np.ndarray, trades: np.ndarray) ->
     )
 
 
-def daily_pnl(trades: pd.DataFrame) -> pd.DataFrame:
+def empty_daily() -> pd.DataFrame:
+    """A daily frame with no dates."""
+    return pd.DataFrame(
+        {c: pd.Series(dtype=t) for c, t in zip(DAILY_COLUMNS, _DAILY_DTYPES, strict=True)}
+    )
+
+
+def daily_from_fills(timestamp_ns: np.ndarray, realized: np.ndarray) -> pd.DataFrame:
     """Realized P&L (exact sum), its running total and the fill count per calendar date."""
-    if trades.empty:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in zip(DAILY_COLUMNS, _DAILY_DTYPES, strict=True)}
-        )
-    days = trades["timestamp"].to_numpy("datetime64[ns]").view(np.int64) // NS_PER_DAY
-    order = np.argsort(days, kind="stable")  # already sorted unless rows step back over midnight
-    days = days[order]
-    realized = trades["realized_pnl"].to_numpy()[order].tolist()
+    if len(realized) == 0:
+        return empty_daily()
+    days = timestamp_ns // NS_PER_DAY
+    values = realized.tolist()
+    if np.any(days[1:] < days[:-1]):  # rows stepped back over midnight: group by date anyway
+        order = np.argsort(days, kind="stable")
+        days, values = days[order], realized[order].tolist()
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     ends = np.r_[starts[1:], len(days)]
-    sums = np.array([math.fsum(realized[a:b]) for a, b in zip(starts, ends, strict=True)])
+    sums = np.array(
+        [math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    )
     return _daily_frame((days[starts] * NS_PER_DAY).view("datetime64[ns]"), sums, ends - starts)
 
 
-def sharpe_ratio(daily: pd.Series) -> float:
+def daily_pnl(trades: pd.DataFrame) -> pd.DataFrame:
+    """`daily_from_fills` of a trade table (timestamp, realized_pnl columns)."""
+    timestamps = trades["timestamp"].to_numpy("datetime64[ns]").view(np.int64)
+    return daily_from_fills(timestamps, trades["realized_pnl"].to_numpy(np.float64))
+
+
+def sharpe_ratio(daily: np.ndarray | pd.Series) -> float:
     """mean/std(ddof=1)·√252 of daily P&L; 0 with one day or no dispersion (SPEC §5.3-2)."""
-    if len(daily) <= 1:
+    values = np.asarray(daily, dtype=np.float64)
+    if len(values) <= 1:
         return 0.0
-    std = daily.std(ddof=1)
+    mean = values.sum() / len(values)
+    std = math.sqrt(((values - mean) ** 2).sum() / (len(values) - 1))
     if not std > 0:
         return 0.0
-    return float(daily.mean() / std * math.sqrt(TRADING_DAYS_PER_YEAR))
+    return float(mean / std * math.sqrt(TRADING_DAYS_PER_YEAR))
 
 
-def drawdown(cumulative: pd.Series) -> tuple[float, float]:
+def drawdown(cumulative: np.ndarray | pd.Series) -> tuple[float, float]:
     """(max drawdown, max drawdown %) of a running P&L series (SPEC §5.3-3)."""
-    if cumulative.empty:
+    values = np.asarray(cumulative, dtype=np.float64)
+    if len(values) == 0:
         return 0.0, 0.0
-    running_max = cumulative.cummax()
-    max_dd = float((cumulative - running_max).min())
+    running_max = np.maximum.accumulate(values)
+    max_dd = float((values - running_max).min())
     if not (running_max > 0).any():
         return max_dd, 0.0
-    return max_dd, float(max_dd / running_max.replace(0, 1).max() * 100)
+    return max_dd, float(max_dd / np.where(running_max == 0, 1.0, running_max).max() * 100)
 
 
 def calmar_ratio(total: float, max_dd: float) -> float:
@@ -74,16 +116,13 @@ def calmar_ratio(total: float, max_dd: float) -> float:
     return total if total > 0 else 0.0
 
 
-def _statistics(realized: pd.Series, daily: pd.Series, cumulative: pd.Series) -> dict[str, float]:
-    """SPEC §5.3 from fills' realized P&L, daily P&L and the running P&L for the drawdown."""
-    values = realized.to_numpy(dtype=np.float64)
-    count = len(values)
-    total = math.fsum(
-        values.tolist()
-    )  # fsum is several times faster on floats than on numpy scalars
+def _statistics(stats: Sequence[FillStats], daily: np.ndarray, cumulative: np.ndarray) -> dict:
+    """SPEC §5.3 from the fills' stats, daily P&L and the running P&L for the drawdown."""
+    count = sum(s.fills for s in stats)
+    total = math.fsum([p for s in stats for p in s.realized])
+    gains = math.fsum([p for s in stats for p in s.gains])
+    losses = math.fsum([p for s in stats for p in s.losses])
     max_dd, max_dd_pct = drawdown(cumulative)
-    wins = math.fsum(values[values > 0].tolist())
-    losses = math.fsum(values[values < 0].tolist())
     return {
         "trades": count,
         "total_pnl": total,
@@ -92,41 +131,42 @@ def _statistics(realized: pd.Series, daily: pd.Series, cumulative: pd.Series) ->
         "max_drawdown": max_dd,
         "max_drawdown_pct": max_dd_pct,
         "calmar_ratio": calmar_ratio(total, max_dd),
-        "win_rate": float((values > 0).sum() / count * 100) if count else 0.0,
-        "profit_factor": wins / abs(losses) if losses < 0 else wins,
+        "win_rate": float(sum(s.wins for s in stats) / count * 100) if count else 0.0,
+        "profit_factor": gains / abs(losses) if losses < 0 else gains,
     }
 
 
-def trade_metrics(trades: pd.DataFrame, daily: pd.DataFrame | None = None) -> dict[str, float]:
-    """SPEC §5.3 for one security's trades in event order (`daily` if already computed):
+def trade_metrics(stats: FillStats, daily: pd.DataFrame, pnl: np.ndarray) -> dict[str, float]:
+    """SPEC §5.3 for one security (its stats, daily P&L and running realized P&L per fill):
     avg_pnl_per_trade, sharpe_ratio, max_drawdown(_pct), calmar_ratio, win_rate, profit_factor."""
-    daily = daily_pnl(trades) if daily is None else daily
-    stats = _statistics(trades["realized_pnl"], daily["realized_pnl"], trades["pnl"])
-    del stats["trades"], stats["total_pnl"]
-    return stats
+    figures = _statistics([stats], daily["realized_pnl"].to_numpy(), pnl)
+    del figures["trades"], figures["total_pnl"]
+    return figures
 
 
 def combined_daily(results: Sequence[SecurityResult]) -> pd.DataFrame:
-    """The portfolio's daily realized P&L: all securities summed per date, in date order."""
-    frames = [r.daily for r in sorted(results, key=lambda r: r.security) if not r.daily.empty]
+    """The portfolio's daily realized P&L: all securities summed per date (exactly), in date
+    order; securities are taken in name order, so the sums do not depend on their order."""
+    frames = [r.daily for r in sorted(results, key=lambda r: r.security) if len(r.daily)]
     if not frames:
-        return daily_pnl(
-            pd.DataFrame({"timestamp": pd.Series(dtype="datetime64[ns]"), "realized_pnl": []})
-        )
-    stacked = pd.concat(frames, ignore_index=True)
-    by_date = stacked.groupby("date", sort=True)
-    return _daily_frame(
-        by_date.size().index.to_numpy(),
-        by_date["realized_pnl"].agg(math.fsum).to_numpy(np.float64),
-        by_date["trades"].sum().to_numpy(),
-    )
+        return empty_daily()
+    dates = np.concatenate([f["date"].to_numpy("datetime64[ns]").view(np.int64) for f in frames])
+    realized = np.concatenate([f["realized_pnl"].to_numpy(np.float64) for f in frames])
+    trades = np.concatenate([f["trades"].to_numpy(np.int64) for f in frames])
+    order = np.argsort(dates, kind="stable")
+    dates, realized, trades = dates[order], realized[order], trades[order]
+    starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
+    sums = _segment_sums(realized, starts, np.r_[starts[1:], len(dates)])
+    return _daily_frame(dates[starts].view("datetime64[ns]"), sums, np.add.reduceat(trades, starts))
 
 
 def portfolio_metrics(results: Sequence[SecurityResult]) -> dict[str, float]:
     """All securities together on the time-ordered combined daily P&L curve (SPEC §0)."""
-    trades = [r.trades["realized_pnl"] for r in results if not r.trades.empty]
-    realized = pd.concat(trades, ignore_index=True) if trades else pd.Series([], dtype=np.float64)
     daily = combined_daily(results)
-    stats = _statistics(realized, daily["realized_pnl"], daily["cumulative_pnl"])
+    stats = _statistics(
+        [r.stats for r in results],
+        daily["realized_pnl"].to_numpy(),
+        daily["cumulative_pnl"].to_numpy(),
+    )
     del stats["avg_pnl_per_trade"]
     return stats

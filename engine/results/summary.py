@@ -1,9 +1,15 @@
 """One security's backtest summarised: the per-security figures of SPEC §3.7, §5.3 and the §0 row
-counts, from the simulation's fills and final state."""
+counts, from the simulation's fill records and final state.
+
+Everything is computed from arrays, so a sweep cell that keeps no trade table costs about a
+millisecond here; the trade table (SPEC §5.1) is built only when it is kept. Figures that depend
+on the events alone (`EventFacts`) are computed once per security, not once per cell.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,7 +17,16 @@ import pandas as pd
 from engine.params import MarketMakingParams
 from engine.results import metrics
 from engine.sim.backtest import Simulation, trades_frame
-from engine.types import NS_PER_DAY, TRADE, Events, RowCounts, SecurityResult
+from engine.types import BUY, NS_PER_DAY, TRADE, Events, RowCounts, SecurityResult
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What the summary needs from the events alone (the same for every cell of a sweep)."""
+
+    market_dates: int  # dates with at least one TRADE row
+    first_date: object  # datetime.date or None
+    last_date: object
 
 
 def _dates(timestamps_ns: np.ndarray) -> int:
@@ -21,6 +36,18 @@ def _dates(timestamps_ns: np.ndarray) -> int:
     return int(np.unique(runs).size)
 
 
+def event_facts(events: Events) -> EventFacts:
+    """The event-only figures of a security."""
+    if not len(events):
+        return EventFacts(0, None, None)
+    stamps = events.timestamp_ns
+    return EventFacts(
+        market_dates=_dates(stamps[events.kind == TRADE]),
+        first_date=pd.Timestamp(stamps.min()).date(),
+        last_date=pd.Timestamp(stamps.max()).date(),
+    )
+
+
 def summarise(
     security: str,
     strategy: str,
@@ -28,31 +55,36 @@ def summarise(
     params: MarketMakingParams,
     sim: Simulation,
     counts: RowCounts | None = None,
+    *,
+    keep_trades: bool = True,
+    facts: EventFacts | None = None,
 ) -> SecurityResult:
-    """The result of one simulated security: trades, daily P&L and summary (SPEC §3.7, §5.3)."""
-    trades = trades_frame(events, sim.fills)
-    state = sim.state
+    """The result of one simulated security: daily P&L, summary, and (if kept) the trades."""
+    fills, state = sim.fills, sim.state
     counts = counts or RowCounts(rows_read=len(events), rows_kept=len(events))
+    facts = facts or event_facts(events)
+    realized = np.ascontiguousarray(fills.realized_pnl, dtype=np.float64)
+    fill_ns = events.timestamp_ns[fills.row]
+    stats = metrics.fill_stats(realized)
+    daily = metrics.daily_from_fills(fill_ns, realized)
+    total = math.fsum(stats.realized)
     unrealized = 0.0
     if state.position != 0 and not np.isnan(state.last_price):
         unrealized = (state.last_price - state.entry_price) * state.position
-    first_ns, last_ns = (
-        (events.timestamp_ns.min(), events.timestamp_ns.max()) if len(events) else (None, None)
-    )
-    daily = metrics.daily_pnl(trades)
-    realized = math.fsum(trades["realized_pnl"].tolist())
+    qty = np.ascontiguousarray(fills.fill_qty, dtype=np.int64)
+    buys = int(np.count_nonzero(fills.side == BUY))
     summary = {
         "security": security,
         "strategy": strategy,
-        "trades": len(trades),
-        "buy_trades": int((trades["side"] == "buy").sum()),
-        "sell_trades": int((trades["side"] == "sell").sum()),
-        "volume": int(trades["fill_qty"].sum()),
-        "notional": float((trades["fill_price"] * trades["fill_qty"]).sum()),
+        "trades": len(fills),
+        "buy_trades": buys,
+        "sell_trades": len(fills) - buys,
+        "volume": int(qty.sum()),
+        "notional": float((np.ascontiguousarray(fills.fill_price, dtype=np.float64) * qty).sum()),
         "final_position": int(state.position),
-        "realized_pnl": realized,
+        "realized_pnl": total,
         "unrealized_pnl": float(unrealized),
-        "total_pnl": realized + unrealized,
+        "total_pnl": total + unrealized,
         "last_price": float(state.last_price),
         "rows_read": counts.rows_read,
         "rows_kept": counts.rows_kept,
@@ -63,20 +95,21 @@ def summarise(
         "dropped_bad_timestamp": counts.dropped_bad_timestamp,
         "dropped_bad_price": counts.dropped_bad_price,
         "dropped_nonpositive_price": counts.dropped_nonpositive_price,
+        "market_dates": facts.market_dates,
+        "strategy_dates": _dates(fill_ns),
+        "first_date": facts.first_date,
+        "last_date": facts.last_date,
+        "stop_loss_triggers": int(state.stop_loss_triggers),
+        **metrics.trade_metrics(stats, daily, np.asarray(fills.pnl, dtype=np.float64)),
         "dropped_nonfinite_price": counts.dropped_nonfinite_price,
         "dropped_bad_size": counts.dropped_bad_size,
-        "market_dates": _dates(events.timestamp_ns[events.kind == TRADE]),
-        "strategy_dates": _dates(events.timestamp_ns[sim.fills.row]),
-        "first_date": pd.Timestamp(first_ns).date() if first_ns is not None else None,
-        "last_date": pd.Timestamp(last_ns).date() if last_ns is not None else None,
-        "stop_loss_triggers": int(state.stop_loss_triggers),
-        **metrics.trade_metrics(trades, daily),
     }
     return SecurityResult(
         security=security,
         strategy=strategy,
         params=params.as_dict(),
-        trades=trades,
+        trades=trades_frame(events, fills) if keep_trades else None,
         daily=daily,
         summary=summary,
+        stats=stats,
     )

@@ -53,7 +53,8 @@ def make_result(security: str, strategy: str, fills: list[tuple[str, float]]) ->
         unrealized_pnl=0.0,
         total_pnl=math.fsum(realized),
     )
-    return SecurityResult(security, strategy, {}, trades, metrics.daily_pnl(trades), summary)
+    stats = metrics.fill_stats(realized)
+    return SecurityResult(security, strategy, {}, trades, metrics.daily_pnl(trades), summary, stats)
 
 
 def store_run(
@@ -239,7 +240,7 @@ def test_mmflow_compare_prints_both_tables_and_writes_csv(store, tmp_path, capsy
         == 0
     )
     out = capsys.readouterr().out
-    assert "sweep sweep-hand" in out and "realized P&L per security" in out
+    assert "sweep sweep-hand" in out and "total P&L per security" in out
     assert f"[1] {V2} refill_interval_sec=5" in out and f"[2] {V2} refill_interval_sec=10" in out
     assert out_csv.exists() and (tmp_path / "cmp_by_security.csv").exists()
     assert main(["compare", "run-a", "--latest", "--store", str(store)]) == 2

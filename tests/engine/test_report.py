@@ -94,12 +94,12 @@ def hand_result(security: str, strategy: str, pnls, start="2026-01-05 10:00", st
         realized_pnl=total,
         unrealized_pnl=0.0,
         total_pnl=total,
-        **metrics.trade_metrics(trades),
     )
+    stats = metrics.fill_stats(np.asarray(realized, dtype=float))
+    daily = metrics.daily_pnl(trades)
+    figures.update(metrics.trade_metrics(stats, daily, trades["pnl"].to_numpy()))
     figures.update(summary)
-    return SecurityResult(
-        security, strategy, {"quote_size": 100}, trades, metrics.daily_pnl(trades), figures
-    )
+    return SecurityResult(security, strategy, {"quote_size": 100}, trades, daily, figures, stats)
 
 
 def plot_spec(page: str, div_id: str) -> dict:

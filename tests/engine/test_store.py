@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.results import metrics
 from engine.results.store import (
     RUN_TABLES,
     SWEEP_CELL_COLUMNS,
@@ -80,7 +81,9 @@ def make_result(security: str, n: int, python_dates: bool = False) -> SecurityRe
     summary.update(realized_pnl=0.75, unrealized_pnl=0.25, total_pnl=1.0)
     summary.update(first_date=dates[0], last_date=pd.Timestamp(dates[1]))
     params = {"quote_size": 100, "security": security}
-    return SecurityResult(security, "v1", params, make_trades(n), daily, summary)
+    trades = make_trades(n)
+    stats = metrics.fill_stats(trades["realized_pnl"].to_numpy())
+    return SecurityResult(security, "v1", params, trades, daily, summary, stats)
 
 
 def make_run(run_id: str = RUN_ID, **changes) -> Run:

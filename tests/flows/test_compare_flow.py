@@ -42,7 +42,8 @@ def result(security: str, realized: list[float]) -> SecurityResult:
         unrealized_pnl=0.0,
         total_pnl=sum(realized),
     )
-    return SecurityResult(security, V2, {}, trades, metrics.daily_pnl(trades), summary)
+    stats = metrics.fill_stats(np.array(realized, dtype=float))
+    return SecurityResult(security, V2, {}, trades, metrics.daily_pnl(trades), summary, stats)
 
 
 def write(path, run_id: str, refill: float, results: list[SecurityResult]) -> None:

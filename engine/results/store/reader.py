@@ -11,11 +11,21 @@ import math
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from engine.results import metrics
 from engine.results.store.connection import StoreError, _aware_utc, connect
-from engine.run import Run
-from engine.types import DAILY_COLUMNS, SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
+from engine.results.store.writer import PORTFOLIO_FIELDS
+from engine.run import Portfolio, Run
+from engine.types import (
+    DAILY_COLUMNS,
+    SUMMARY_FIELDS,
+    TRADE_COLUMNS,
+    Failure,
+    FillStats,
+    SecurityResult,
+)
 
 _LIST_RUNS = "list runs with `SELECT * FROM v_run_summary`"
 # What read_sweep_cells returns per stored cell.
@@ -103,19 +113,24 @@ def _security_result(row: dict, trades: pd.DataFrame, daily: pd.DataFrame) -> Se
         if type_ == "DOUBLE" and summary[name] is None:
             summary[name] = math.nan
     params = json.loads(row["params"]) if row["params"] is not None else {}
+    kept = len(trades) == summary["trades"]  # a sweep cell may store no trades
     return SecurityResult(
         security=row["security"],
         strategy=row["strategy"],
         params=params,
-        trades=trades,
+        trades=trades if kept else None,
         daily=daily,
         summary=summary,
+        stats=metrics.fill_stats(trades["realized_pnl"].to_numpy(np.float64))
+        if kept
+        else FillStats(fills=summary["trades"]),  # fmt: skip
     )
 
 
 def _run(row: dict, results: list[SecurityResult], failures: list[Failure]) -> Run:
-    """A Run from its runs row (times back to aware UTC) and its outcome."""
-    return Run(
+    """A Run from its runs row (times back to aware UTC) and its outcome; a run stored without
+    its trades takes its portfolio figures from the row (they cannot be recomputed)."""
+    run = Run(
         run_id=row["run_id"],
         kind=row["kind"],
         strategy=row["strategy"],
@@ -133,6 +148,11 @@ def _run(row: dict, results: list[SecurityResult], failures: list[Failure]) -> R
         results=results,
         failures=failures,
     )
+    if any(r.trades is None for r in results):
+        days = len(metrics.combined_daily(results))
+        figures = {f: row[f] if row[f] is not None else math.nan for f in PORTFOLIO_FIELDS}
+        run.__dict__["portfolio"] = Portfolio(trades=row["trades"], days=days, **figures)
+    return run
 
 
 def read_trades(path: str | Path, run_id: str, security: str | None = None) -> pd.DataFrame:

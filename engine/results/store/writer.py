@@ -206,7 +206,7 @@ def _summary_table(results: Sequence[SecurityResult]) -> pa.Table:
 def _trades_table(results: Sequence[SecurityResult]) -> pa.Table:
     """All securities' trades in one Arrow table, with a leading security column."""
     parts = []
-    for r in results:
+    for r in (r for r in results if r.trades is not None):  # compact results keep no trades
         frame = _columns(r, "trades", r.trades, TRADE_COLUMNS)
         try:
             body = pa.Table.from_pandas(frame, schema=_TRADES_SCHEMA, preserve_index=False)
