@@ -27,9 +27,10 @@ from engine.params import (
     parse_value,
     resolve_params,
 )
-from engine.runner import run_security
+from engine.results.summary import event_facts, summarise
 from engine.settings import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES  # noqa: F401 - re-exported
 from engine.sim import strategies
+from engine.sim.backtest import simulate
 from engine.types import SecurityResult
 
 
@@ -206,14 +207,62 @@ def run_cells(
     security: str,
     cells: Sequence[Cell],
     config: Mapping | None = None,
+    *,
+    keep_trades: bool = True,
 ) -> list[SecurityResult]:
-    """Load one security once and backtest every cell on it, in the order of `cells`."""
+    """Load one security once and backtest every cell on it, in the order of `cells`: one
+    compiled call per cell, the events' own figures computed once. Without `keep_trades` each
+    result is compact (summary, daily P&L, exact fill statistics; no trade table)."""
     resolved = [
         resolve_params(strategies.get(c.strategy).Params, security, dict(config or {}), c.params)
         for c in cells
     ]
     events, counts = source.load(security)
+    facts = event_facts(events)
     return [
-        run_security(security, cell.strategy, events, params, counts)
+        summarise(
+            security,
+            cell.strategy,
+            events,
+            params,
+            simulate(cell.strategy, events, params),
+            counts,
+            keep_trades=keep_trades,
+            facts=facts,
+        )  # fmt: skip
         for cell, params in zip(cells, resolved, strict=True)
     ]
+
+
+def auto_batch_cells(cells: int, securities: int, workers: int) -> int:
+    """Cells per task: few, large tasks (each pays ~0.3 s of Prefect and Dask and one data load)
+    but at least two per worker for balance, and at most 250 cells, so a batch is stored (and
+    resume saves work) every few seconds."""
+    batches = max(math.ceil(cells / 250), math.ceil(2 * workers / max(securities, 1)), 1)
+    return max(1, math.ceil(cells / min(batches, max(cells, 1))))
+
+
+# A cell's portfolio figures in the sweep's table (engine.run.Portfolio attributes).
+CELL_FIGURES = (
+    "trades",
+    "realized_pnl",
+    "total_pnl",
+    "sharpe_ratio",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "calmar_ratio",
+    "win_rate",
+    "profit_factor",
+)
+TRADES_POLICIES = ("auto", "none", "best", "all")
+BEST_CELLS = 3  # cells whose trades `best` (and `auto` on big grids) stores
+AUTO_ALL_TRADES = 16  # `auto` stores every cell's trades up to this many cells
+
+
+def trades_for(policy: str, cells: int) -> str:
+    """What a sweep stores of trades: `all`, `best` (the best cells, added at the end) or `none`."""
+    if policy not in TRADES_POLICIES:
+        raise ConfigError(f"--trades must be one of {', '.join(TRADES_POLICIES)}, got {policy!r}")
+    if policy == "auto":
+        return "all" if cells <= AUTO_ALL_TRADES else "best"
+    return policy

@@ -88,6 +88,14 @@ def fan_out(
     return done
 
 
+def _eta(done: int, total: int, since: float) -> str:
+    """`, 12 s, ETA 30 s` after the first few items."""
+    elapsed = time.perf_counter() - since
+    if done >= total or done < 2:
+        return f", {elapsed:.0f} s"
+    return f", {elapsed:.0f} s, ETA {elapsed / done * (total - done):.0f} s"
+
+
 def _outcome(future, security: str) -> Any:
     """The task's result, or the Failure of a task that failed for good; releases the future."""
     try:

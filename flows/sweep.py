@@ -1,6 +1,11 @@
 """The `sweep` flow: strategies × parameter grid over every security, one coarse task per security
-and batch of cells (data loaded once per task), each cell stored as its own run as soon as its
-batch is done, and cells already in the store skipped (resume).
+and batch of cells (events loaded once per task, one compiled call per cell, compact results back),
+each batch of cells stored in one transaction as soon as all its securities are done, and cells
+already in the store skipped (resume at batch granularity).
+
+Sweeps store what people read: every cell's run row, per-security results and daily P&L; trades
+by `trades`: `all`, `none`, or `best` (the best cells by total P&L, recomputed with their trades
+at the end); `auto` is `all` up to 16 cells, else `best`.
 
 Identity: the sweep id is a hash of (data, securities, strategies, grid, config, code version), so
 re-running the same sweep finds its earlier cells; inside a sweep a cell is its strategy and
@@ -21,18 +26,21 @@ from engine import settings
 from engine.data.source import DataSource
 from engine.lineage import code_version
 from engine.params import load_config
-from engine.results.compare import RUN_FIGURES, parameters_label, rounded
+from engine.rerun import rerun
+from engine.results.compare import parameters_label, rounded
 from engine.results.store import read_sweep_cells
 from engine.run import Run
 from engine.sweep import (
-    DEFAULT_BATCH_CELLS,
-    DEFAULT_STRATEGIES,
+    BEST_CELLS,
+    CELL_FIGURES,
     Cell,
     SweepSummary,
+    auto_batch_cells,
     batches,
     expand_grid,
     plan_cells,
     sweep_id,
+    trades_for,
 )
 from engine.types import Failure
 from flows import liveness
@@ -51,25 +59,32 @@ class Sweep:
     config_path: str | None
     store: str
     sweep_id: str
+    trades: str  # all | best | none
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
     stored: dict[tuple[str, str], dict] = field(default_factory=dict)  # (strategy, hash) -> row
     runs: dict[Cell, Run] = field(default_factory=dict)  # computed cells, as stored
     failed: dict[str, str] = field(default_factory=dict)
-    store_timeout: float = DEFAULT_STORE_TIMEOUT
     spilled: list[str] = field(default_factory=list)
 
     def cell_run(self, cell: Cell, run_id: str | None) -> Run:
         """A new Run for one cell (kind `sweep`), replacing `run_id` when recomputed."""
-        return Run.start(
-            kind="sweep",
-            strategy=cell.strategy,
-            source=self.source,
-            config_path=self.config_path,
-            config=self.config,
-            overrides=cell.params,
-            run_id=run_id,
-            sweep_id=self.sweep_id,
-            flow_run_id=flow_run.get_id(),
-        )
+        return Run.start(kind="sweep", strategy=cell.strategy, source=self.source,
+                         config_path=self.config_path, config=self.config, overrides=cell.params,
+                         run_id=run_id, sweep_id=self.sweep_id, flow_run_id=flow_run.get_id())  # fmt: skip
+
+    def table_row(self, cell: Cell) -> dict:
+        """The sweep table's row of a cell: from the run computed now, else from the store."""
+        run = self.runs.get(cell)
+        if run is None:
+            row = self.stored[(cell.strategy, cell.key(self.config))]
+            figures, params = {k: row[k] for k in CELL_FIGURES}, row["params"]
+            run_id, status, has_trades, this_run = row["run_id"], row["status"], row["trades_stored"], "stored"  # fmt: skip
+        else:
+            figures = {k: getattr(run.portfolio, k) for k in CELL_FIGURES}
+            has_trades = any(r.trades is not None and len(r.trades) for r in run.results)
+            run_id, status, params, this_run = run.run_id, run.status, run.params, "computed"
+        return dict(run_id=run_id, strategy=cell.strategy, parameters=parameters_label(params),
+                    status=status, **figures, trades_stored=bool(has_trades), this_run=this_run)  # fmt: skip
 
 
 def stored_cells(store: str, sid: str) -> dict[tuple[str, str], dict]:
@@ -82,24 +97,8 @@ def stored_cells(store: str, sid: str) -> dict[tuple[str, str], dict]:
     }
 
 
-def _table_row(sweep: Sweep, cell: Cell) -> dict:
-    """The sweep table's row of a cell: from the run computed now, else from the store."""
-    run = sweep.runs.get(cell)
-    if run is None:
-        row = sweep.stored[(cell.strategy, cell.key(sweep.config))]
-        figures, params = {k: row[k] for k in RUN_FIGURES}, row["params"]
-        run_id, status, this_run = row["run_id"], row["status"], "stored"
-    else:
-        figures = {k: getattr(run.portfolio, k) for k in RUN_FIGURES}
-        run_id, status, params, this_run = run.run_id, run.status, run.params, "computed"
-    label = parameters_label(params)
-    return dict(run_id=run_id, strategy=cell.strategy, parameters=label, status=status,
-                **figures, this_run=this_run)  # fmt: skip
-
-
-def evaluate_cells(
-    sweep: Sweep, todo: list[Cell], replace: dict[Cell, str], *, batch_cells: int, **cluster
-) -> list[dict]:
+def evaluate_cells(sweep: Sweep, todo: list[Cell], replace: dict[Cell, str], *, batch_cells: int,
+                   **cluster) -> list[dict]:  # fmt: skip
     """Run the cells in batches (`cluster`: dask_address, workers); store each batch as soon as
     all its securities are done. Returns the tasks (security, batch, cells, ok)."""
     groups = batches(todo, batch_cells)
@@ -115,6 +114,7 @@ def evaluate_cells(
                 cells=list(cells),
                 config=sweep.config,
                 batch=f"batch{b + 1}of{len(groups)}",
+                keep_trades=sweep.trades == "all",
             ),
         )  # fmt: skip
         for b, cells in enumerate(groups)
@@ -151,7 +151,7 @@ def _describe(results: list) -> str:
 def _store_batch(
     sweep: Sweep, cells, outcomes: dict[str, object], replace: dict[Cell, str]
 ) -> None:
-    """Store every cell of a finished batch as its own run (one transaction each)."""
+    """Store every cell of a finished batch as its own run, all in one transaction."""
     securities = sweep.source.securities
     failures = [outcomes[s] for s in securities if isinstance(outcomes[s], Failure)]
     runs = {}
@@ -160,6 +160,18 @@ def _store_batch(
         runs[cell] = sweep.cell_run(cell, replace.get(cell)).finish(results, failures)
     sweep.spilled += store_results(sweep.store, list(runs.values()), sweep.store_timeout)
     sweep.runs.update(runs)
+
+
+def store_best_trades(sweep: Sweep, table: tuple[dict, ...]) -> list[str]:
+    """Recompute the best cells by total P&L with their trades and store them (same run ids);
+    the run ids that gained trades."""
+    ranked = sorted((r for r in table if r["total_pnl"] == r["total_pnl"]),
+                    key=lambda r: r["total_pnl"], reverse=True)  # fmt: skip
+    missing = [r["run_id"] for r in ranked[:BEST_CELLS] if not r["trades_stored"]]
+    runs = [rerun(sweep.store, run_id, data=str(sweep.source.path)) for run_id in missing]
+    if runs:
+        sweep.spilled += store_results(sweep.store, runs, sweep.store_timeout)
+    return missing
 
 
 @flow(name="sweep", **liveness.HOOKS)
@@ -174,66 +186,50 @@ def sweep(
     dask_address: str | None = None,
     workers: int | None = None,
     fresh: bool = False,
-    batch_cells: int = DEFAULT_BATCH_CELLS,
+    batch_cells: int | None = None,
+    trades: str = "auto",
     store_timeout: float = DEFAULT_STORE_TIMEOUT,
 ) -> SweepSummary:
     """Sweep `strategies` x `grid` over `data`; store missing cells (all with `fresh`); summary."""
     liveness.record(flow_run.get_id())
     logger = get_run_logger()
     config_values = load_config(config)
-    expanded = expand_grid(list(strategies or DEFAULT_STRATEGIES), grid or {})
-    batches(expanded.cells, batch_cells)  # validates the batch size before any work
+    expanded = expand_grid(list(strategies or settings.DEFAULT_STRATEGIES), grid or {})
+    policy = trades_for(trades, len(expanded.cells))
     source = prepare_data(data, securities, max_sheets)
-    sid = sweep_id(
-        data_hash=source.content_hash,
-        securities=source.securities,
-        grid=expanded,
-        config=config_values,
-        code_version=code_version(),
-    )
+    sid = sweep_id(data_hash=source.content_hash, securities=source.securities, grid=expanded,
+                   config=config_values, code_version=code_version())  # fmt: skip
     target = settings.store_path(store)
-    state = Sweep(source, config_values, config, target, sid, stored_cells(target, sid))
-    state.store_timeout = store_timeout
+    state = Sweep(source, config_values, config, target, sid, policy, store_timeout,
+                  stored_cells(target, sid))  # fmt: skip
     todo, reused, replace = plan_cells(expanded, config_values, state.stored, fresh)
+    size = batch_cells or auto_batch_cells(
+        len(todo), len(source.securities), settings.workers(workers)
+    )
     for note in expanded.notes():
         logger.info(note)
-    logger.info(
-        "sweep %s: %d cells x %d securities; %d to compute, %d already stored%s",
-        sid,
-        len(expanded.cells),
-        len(source.securities),
-        len(todo),
-        len(reused),
-        " (--fresh: recomputing all)" if fresh else "",
-    )
-    tasks = evaluate_cells(
-        state, todo, replace, batch_cells=batch_cells, dask_address=dask_address, workers=workers
-    )
-    table = tuple(_table_row(state, cell) for cell in expanded.cells)
-    create_table_artifact(
-        key="sweep-summary",
-        table=[rounded(r) for r in table],
-        description=f"Sweep {sid}: portfolio figures per cell",
-    )
+    logger.info("sweep %s: %d cells x %d securities; %d to compute in batches of %d, %d already "
+                "stored; trades: %s%s", sid, len(expanded.cells), len(source.securities),
+                len(todo), size, len(reused), policy, " (--fresh: recomputing all)" if fresh else "")  # fmt: skip
+    tasks = evaluate_cells(state, todo, replace, batch_cells=size, dask_address=dask_address,
+                           workers=workers)  # fmt: skip
+    table = tuple(state.table_row(cell) for cell in expanded.cells)
+    if policy == "best" and (with_trades := store_best_trades(state, table)):
+        logger.info("stored the trades of the best cells: %s", ", ".join(with_trades))
+        table = tuple(dict(r, trades_stored=r["trades_stored"] or r["run_id"] in with_trades)
+                      for r in table)  # fmt: skip
+    create_table_artifact(key="sweep-summary", table=[rounded(r) for r in table],
+                          description=f"Sweep {sid}: portfolio figures per cell")  # fmt: skip
     report = report_or_none(write_sweep_report, target, sid)
-    if report:
-        logger.info("sweep report: %s", report)
     summary = SweepSummary(
-        sweep_id=sid,
-        store=target,
-        cells=len(expanded.cells),
-        securities=source.securities,
+        sweep_id=sid, store=target, cells=len(expanded.cells), securities=source.securities,
         computed_cells=tuple(c.label for c in todo),
         computed_run_ids=tuple(state.runs[c].run_id for c in todo if c in state.runs),
-        reused_cells=tuple(c.label for c in reused),
-        table=table,
-        tasks=tuple(tasks),
-        failed=state.failed,
-        notes=tuple(expanded.notes()),
+        reused_cells=tuple(c.label for c in reused), table=table, tasks=tuple(tasks),
+        failed=state.failed, notes=tuple(expanded.notes()),
         not_swept={k: tuple(v) for k, v in expanded.not_swept.items()},
-        report=str(report) if report else None,
-        spilled=tuple(state.spilled),
-    )
+        report=str(report) if report else None, spilled=tuple(state.spilled),
+    )  # fmt: skip
     if tasks and not any(t["ok"] for t in tasks):
         return Failed(message=f"all {len(tasks)} tasks failed", data=summary)
     return summary

@@ -29,6 +29,7 @@ COMMANDS = (
     "server",
     "serve",
     "store",
+    "rerun",
 )
 
 

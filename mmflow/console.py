@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import pandas as pd
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -142,6 +151,50 @@ def progress(total: int, description: str) -> Progress:
     )
     bar.add_task(description, total=total, last="")
     return bar
+
+
+@contextmanager
+def progress_from_logs(description: str) -> Iterator[None]:
+    """A progress bar with ETA on a terminal, driven by the flow's `[k/n]` log records (their
+    `mmflow_progress` extra); Prefect's own lines for those records are held back meanwhile."""
+    if not err_console.is_terminal:
+        yield
+        return
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=err_console, transient=True)  # fmt: skip
+    task = bar.add_task(description, total=None)
+
+    class Steps(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            step = getattr(record, "mmflow_progress", None)
+            if step:
+                bar.update(task, completed=step[0], total=step[1])
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return not hasattr(record, "mmflow_progress")
+
+    logger = logging.getLogger("prefect.flow_runs")
+    handler, consoles = Steps(), _console_handlers(logger)
+    logger.addHandler(handler)
+    for console_handler in consoles:
+        console_handler.addFilter(quiet)
+    try:
+        with bar:
+            yield
+    finally:
+        logger.removeHandler(handler)
+        for console_handler in consoles:
+            console_handler.removeFilter(quiet)
+
+
+def _console_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The stream handlers a record of `logger` reaches (Prefect's console handler)."""
+    found, current = [], logger
+    while current is not None:
+        found += [h for h in current.handlers if isinstance(h, logging.StreamHandler)]
+        current = current.parent if current.propagate else None
+    return found
 
 
 def print_lines(lines: Iterable[str]) -> None:

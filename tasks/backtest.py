@@ -123,8 +123,7 @@ def store_results(store: str, runs: list[Run], timeout: float = DEFAULT_STORE_TI
                 # share it, so a run skips re-opening the file and checkpointing it on close.
                 for run_id in results_store.load_pending_spills(store, retries=0):
                     logger.info("loaded the spilled run %s into %s", run_id, store)
-                for run in runs:
-                    results_store.write_run(store, run, retries=0)
+                results_store.write_runs(store, runs, retries=0)
             return []
         except results_store.StoreLockedError as error:
             if time.monotonic() >= deadline:

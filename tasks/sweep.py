@@ -26,6 +26,8 @@ def run_sweep_cells(
     cells: list[Cell],
     config: dict | None = None,
     batch: str = "",
+    keep_trades: bool = True,
 ) -> list[SecurityResult]:
-    """Load one security once and backtest it for every cell of the batch (`batch` names it)."""
-    return run_cells(source, security, cells, config)
+    """Load one security once and backtest it for every cell of the batch (`batch` names it);
+    compact results (no trade tables) unless `keep_trades`."""
+    return run_cells(source, security, cells, config, keep_trades=keep_trades)

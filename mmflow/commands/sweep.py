@@ -7,13 +7,19 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from engine.settings import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES
+from engine.settings import DEFAULT_STRATEGIES
 from mmflow.cli import UserError
 from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.options import add_cluster, add_input, add_store
 
 if TYPE_CHECKING:
     from engine.sweep import SweepSummary
+
+# Leaderboard orders (higher is better for each) and the figures it shows.
+RANKINGS = ("total_pnl", "realized_pnl", "sharpe_ratio", "calmar_ratio", "profit_factor",
+            "win_rate", "max_drawdown")  # fmt: skip
+SHOWN = ("trades", "total_pnl", "sharpe_ratio", "calmar_ratio", "max_drawdown", "win_rate",
+         "profit_factor")  # fmt: skip
 
 
 def add_parser(subparsers) -> None:
@@ -48,9 +54,26 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--batch-cells",
         type=int,
-        default=DEFAULT_BATCH_CELLS,
-        help=f"cells per task; each batch is stored when done (default {DEFAULT_BATCH_CELLS})",
+        help="cells per task; each batch is stored when done (default: from the grid and the "
+        "workers, at most 250)",
     )
+    p.add_argument(
+        "--trades",
+        choices=("auto", "none", "best", "all"),
+        default="auto",
+        help="which cells store their trades: auto (all up to 16 cells, else best), best (the "
+        "3 best by total P&L), none, all (default auto); `mmflow rerun RUN_ID` gets any later",
+    )
+    p.add_argument(
+        "--top", type=int, default=20, help="cells on the leaderboard printed (default 20)"
+    )
+    p.add_argument(
+        "--rank-by",
+        choices=RANKINGS,
+        default="total_pnl",
+        help="the leaderboard's order (default total_pnl; max_drawdown ranks the shallowest first)",
+    )
+    p.add_argument("--csv", metavar="FILE", help="write every cell's row to FILE")
     p.set_defaults(handler=run)
 
 
@@ -60,8 +83,10 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
 
     grid = parse_grid(args.grid)
     expand_grid(args.strategies, grid)
-    if args.batch_cells < 1:
+    if args.batch_cells is not None and args.batch_cells < 1:
         raise UserError(f"--batch-cells must be at least 1, got {args.batch_cells}")
+    if args.top < 0:
+        raise UserError(f"--top must be >= 0, got {args.top}")
     check_flow_arguments(args, args.strategies, None)
     return dict(
         data=args.data,
@@ -76,6 +101,7 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
         store_timeout=args.store_timeout,
         fresh=args.fresh,
         batch_cells=args.batch_cells,
+        trades=args.trades,
     )
 
 
@@ -84,8 +110,9 @@ def run_flow(kwargs: dict) -> SweepSummary:
     from engine.sweep import SweepSummary
     from flows.runtime import prefect_api
     from flows.sweep import sweep
+    from mmflow.console import progress_from_logs
 
-    with prefect_api():
+    with prefect_api(), progress_from_logs("sweep"):
         state = sweep(**kwargs, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):
@@ -95,32 +122,45 @@ def run_flow(kwargs: dict) -> SweepSummary:
     return outcome
 
 
-def print_summary(summary: SweepSummary) -> None:
-    """The notes, the final table of cells, failures and what to run next."""
+def leaderboard(summary: SweepSummary, rank_by: str, top: int):
+    """The best `top` cells by `rank_by`, one line each: rank, run id (whole), cell, figures."""
     import pandas as pd
+
+    frame = pd.DataFrame(list(summary.table))
+    if frame.empty:
+        return frame
+    frame["cell"] = frame["strategy"] + " " + frame["parameters"]
+    ascending = False  # every ranking is "higher is better"; a drawdown is a negative number
+    frame = frame.sort_values(rank_by, ascending=ascending, na_position="last", kind="stable")
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame.head(top)
+
+
+def print_summary(summary: SweepSummary, rank_by: str = "total_pnl", top: int = 20) -> None:
+    """Notes, the leaderboard, failures and what to run next."""
     from rich.markup import escape
 
-    from engine.results.compare import RUN_FIGURES
     from mmflow.console import console, print_lines, spill_lines, table
 
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
-    frame = pd.DataFrame(list(summary.table))
-    if not frame.empty:
-        frame["cell"] = frame["strategy"] + " " + frame["parameters"]
+    board = leaderboard(summary, rank_by, top)
+    if not board.empty:
         title = (
-            f"sweep {summary.sweep_id}: {summary.cells} cells x {len(summary.securities)} "
-            f"securities ({summary.computed} computed, {summary.reused} already stored)"
+            f"sweep {summary.sweep_id}: top {len(board)} of {summary.cells} cells by {rank_by} "
+            f"({len(summary.securities)} securities; {summary.computed} computed, "
+            f"{summary.reused} already stored)"
         )
-        columns = ["run_id", "cell", "status", *RUN_FIGURES, "this_run"]
-        console.print(table(frame, title=title, columns=columns))
+        columns = ["rank", "run_id", "cell", *SHOWN, "this_run"]
+        console.print(table(board, title=title, columns=columns))
     for security, error in summary.failed.items():
         console.print(f"[red]FAILED[/red] {escape(security)}: {escape(error)}", highlight=False)
     if summary.report:
         console.print(f"report: {summary.report}", highlight=False)
     print_lines(spill_lines(summary.store, summary.spilled))
     console.print(
-        f"stored in {summary.store}; compare with: mmflow compare --sweep {summary.sweep_id}",
+        f"stored in {summary.store}; every cell: mmflow compare --sweep {summary.sweep_id} "
+        "(or --csv FILE); a cell's trades: mmflow rerun RUN_ID",
         highlight=False,
     )
 
@@ -128,5 +168,9 @@ def print_summary(summary: SweepSummary) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep, print the table; exit 1 when a security failed."""
     summary = run_flow(flow_kwargs(args))
-    print_summary(summary)
+    print_summary(summary, args.rank_by, args.top)
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(list(summary.table)).to_csv(args.csv, index=False, lineterminator="\n")
     return 1 if summary.failed or summary.spilled else 0

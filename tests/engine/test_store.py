@@ -222,10 +222,10 @@ def test_a_crash_mid_write_leaves_no_rows_of_the_run(tmp_path, monkeypatch):
     write_sample(path, "20261128T081500-keep00")  # an earlier run must survive untouched
     insert_arrow = writer._insert_arrow
 
-    def crash_on_trades(con, table, run_id, data):
+    def crash_on_trades(con, table, data):
         if table == "trades":
             raise RuntimeError("worker died")
-        insert_arrow(con, table, run_id, data)
+        insert_arrow(con, table, data)
 
     monkeypatch.setattr(writer, "_insert_arrow", crash_on_trades)
     with pytest.raises(RuntimeError, match="worker died"):
@@ -385,3 +385,40 @@ def test_a_locked_store_raises_store_locked_error(locked_store):
         write_run(path, run, retries=1, retry_delay=0.1)
     with pytest.raises(StoreLockedError):
         read_trades(path, RUN_ID)
+
+
+def test_a_batch_of_runs_is_written_in_one_transaction_and_compact_cells_keep_no_trades(
+    tmp_path, shared_data
+):
+    from engine.data.source import open_data
+    from engine.results.store import write_runs
+    from engine.run import Run
+    from engine.sweep import Cell, run_cells
+
+    source = open_data(shared_data / "parquet", securities=["SPINNEYS"])
+    cells = [Cell("v1_baseline", (("refill_interval_sec", v),)) for v in (30, 60)]
+    full = run_cells(source, "SPINNEYS", cells)
+    compact = run_cells(source, "SPINNEYS", cells, keep_trades=False)
+    runs = [
+        Run.start(
+            kind="sweep",
+            strategy="v1_baseline",
+            source=source,
+            config_path=None,
+            config={},
+            overrides=c.params,
+        ).finish([r], [])  # fmt: skip
+        for c, r in zip(cells, compact, strict=True)
+    ]
+    path = tmp_path / "store.duckdb"
+    write_runs(path, runs)
+    for run, kept in zip(runs, full, strict=True):
+        stored = read_run(path, run.run_id)
+        [result] = stored.results
+        assert result.trades is None and result.summary["trades"] == len(kept.trades) > 0
+        assert result.summary == kept.summary
+        # Portfolio figures of a compact run equal those computed from every fill.
+        assert run.portfolio == stored.portfolio == Run.start(
+            kind="backtest", strategy="v1_baseline", source=source, config_path=None,
+            config={}, overrides={}).finish([kept], []).portfolio  # fmt: skip
+    assert query(path, "SELECT count(*) AS n FROM trades")["n"].item() == 0

@@ -59,7 +59,7 @@ from engine.results.store.spill import (
     spill_dir,
     spill_run,
 )
-from engine.results.store.writer import RUN_TABLES, write_run
+from engine.results.store.writer import RUN_TABLES, write_run, write_runs
 from engine.run import STATUSES, new_run_id
 
 __all__ = [
@@ -83,4 +83,5 @@ __all__ = [
     "read_sweep_cells",
     "read_trades",
     "write_run",
+    "write_runs",
 ]

@@ -46,6 +46,8 @@ SWEEP_CELL_COLUMNS = (
     "max_drawdown_pct",
     "win_rate",
     "profit_factor",
+    "calmar_ratio",
+    "trades_stored",
 )
 
 
@@ -190,7 +192,8 @@ def read_sweep_cells(path: str | Path, sweep_id: str) -> pd.DataFrame:
                     r.status, COALESCE(f.retryable_failures, 0) AS retryable_failures,
                     r.securities_ok, r.securities_failed, r.trades, r.realized_pnl, r.total_pnl,
                     r.sharpe_ratio, r.max_drawdown, r.max_drawdown_pct, r.win_rate,
-                    r.profit_factor
+                    r.profit_factor, r.calmar_ratio,
+                    EXISTS (SELECT 1 FROM trades t WHERE t.run_id = r.run_id) AS trades_stored
              FROM runs r LEFT JOIN (
                  SELECT run_id, CAST(count(*) AS BIGINT) AS retryable_failures FROM failures
                  WHERE error_type <> 'InputError' GROUP BY run_id) f USING (run_id)

@@ -83,7 +83,15 @@ _FAILURES_SCHEMA = _arrow_schema(
 
 def write_run(path: str | Path, run: Run, *, retries: int = 3, retry_delay: float = 1.0) -> None:
     """Store one finished run in one transaction, replacing any earlier write of the same run_id."""
-    write_tables(path, run.run_id, run_tables(run), retries=retries, retry_delay=retry_delay)
+    write_runs(path, [run], retries=retries, retry_delay=retry_delay)
+
+
+def write_runs(
+    path: str | Path, runs: Sequence[Run], *, retries: int = 3, retry_delay: float = 1.0
+) -> None:
+    """Store finished runs (e.g. a batch of sweep cells) in one transaction: one insert per
+    table for all of them, each run replacing any earlier write of its run_id."""
+    write_batch(path, [(run.run_id, run_tables(run)) for run in runs], retries, retry_delay)
 
 
 def run_tables(run: Run) -> dict[str, pa.Table]:
@@ -110,18 +118,31 @@ def write_tables(
     retry_delay: float = 1.0,
 ) -> None:
     """Replace the rows of `run_id` in every run table by `tables`, in one transaction."""
+    write_batch(path, [(run_id, tables)], retries, retry_delay)
+
+
+def write_batch(
+    path: str | Path, batch: list[tuple[str, dict[str, pa.Table]]], retries: int, retry_delay: float
+) -> None:
+    """Replace the rows of each (run_id, tables) in every run table, all in one transaction."""
+    run_ids = [run_id for run_id, _ in batch]
     with connect(path, retries=retries, retry_delay=retry_delay) as con:
         _check_summary_columns(con)
         con.execute("BEGIN")
         try:
             for table in RUN_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [run_ids])
             for table in RUN_TABLES:
-                _insert_arrow(con, table, run_id, tables[table])
+                parts = [_with_run_id(tables[table], run_id) for run_id, tables in batch]
+                _insert_arrow(con, table, pa.concat_tables(parts))
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)
             raise
+
+
+def _with_run_id(data: pa.Table, run_id: str) -> pa.Table:
+    return data.add_column(0, "run_id", pa.repeat(pa.scalar(run_id), data.num_rows))
 
 
 def _check_securities(results: Sequence[SecurityResult], failures: Sequence[Failure]) -> None:
@@ -176,17 +197,14 @@ def _runs_row(run: Run) -> dict:
     return row
 
 
-def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table) -> None:
-    """Bulk-insert an Arrow table's columns (by name) plus run_id into `table`."""
+def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Bulk-insert an Arrow table's columns (by name) into `table`."""
     if data.num_rows == 0:
         return
     columns = ", ".join(f'"{name}"' for name in data.column_names)
     con.register("store_source", data)
     try:
-        con.execute(
-            f"INSERT INTO {table} (run_id, {columns}) SELECT ?, {columns} FROM store_source",
-            [run_id],
-        )
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM store_source")
     finally:
         con.unregister("store_source")
 
