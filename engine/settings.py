@@ -29,7 +29,8 @@ VARIABLES = {
     "MMFLOW_DASK_ADDRESS": "an existing Dask scheduler, e.g. tcp://10.0.0.5:8786",
     "MMFLOW_TASK_RUNNER": "`threads` swaps Dask for Prefect's thread pool (tests, debugging)",
     "MMFLOW_CACHE_DIR": "mmflow's cache folder: kernels, Parquet files (default ~/.cache/mmflow)",
-    "MMFLOW_PARQUET_CACHE": "the Parquet cache of workbooks (default <MMFLOW_CACHE_DIR>/parquet)",
+    "MMFLOW_PARQUET_CACHE": "the Parquet cache of workbooks, a path or a URL such as "
+    "s3://bucket/cache (default <MMFLOW_CACHE_DIR>/parquet)",
     "MMFLOW_MAX_SHEET_CELLS": "the largest sheet read, in cells (rows x columns; default 50000000)",
     "MMFLOW_NIGHTLY_SETTINGS": "the nightly settings file (default deployments/nightly.toml)",
     "MMFLOW_NIGHTLY_DATA": "the data the nightly deployment backtests",
@@ -75,9 +76,17 @@ def cache_dir(environ=None) -> Path:
 
 
 def parquet_cache_dir(environ=None) -> Path:
-    """Root of the workbooks' Parquet cache: $MMFLOW_PARQUET_CACHE, else cache_dir() / "parquet"."""
-    given = _env(environ).get("MMFLOW_PARQUET_CACHE")
-    return Path(given).expanduser() if given else cache_dir(environ) / "parquet"
+    """Root of the workbooks' local Parquet cache: $MMFLOW_PARQUET_CACHE (when a path), else
+    cache_dir() / "parquet"."""
+    given = parquet_cache_setting(environ)
+    if given and "://" not in given:
+        return Path(given).expanduser()
+    return cache_dir(environ) / "parquet"
+
+
+def parquet_cache_setting(environ=None) -> str | None:
+    """$MMFLOW_PARQUET_CACHE as given: a path, or a URL the workers read the cache from."""
+    return _env(environ).get("MMFLOW_PARQUET_CACHE") or None
 
 
 def max_sheet_cells(given: int | None = None, environ=None) -> int:

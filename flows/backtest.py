@@ -62,6 +62,7 @@ def backtest(
     overrides: dict[str, float] | None = None,
     securities: list[str] | None = None,
     max_sheets: int | None = None,
+    cache: str | None = None,
     store: str | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
@@ -71,7 +72,7 @@ def backtest(
     liveness.record(flow_run.get_id())
     config_values = load_config(config)
     resolve_params(strategies.get(strategy).Params, "", config_values, overrides)  # fail fast
-    source = prepare_data(data, securities, max_sheets)
+    source = prepare_data(data, securities, max_sheets, cache)
     run = Run.start(
         kind="backtest",
         strategy=strategy,

@@ -182,6 +182,7 @@ def sweep(
     config: str | None = None,
     securities: list[str] | None = None,
     max_sheets: int | None = None,
+    cache: str | None = None,
     store: str | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
@@ -196,7 +197,7 @@ def sweep(
     config_values = load_config(config)
     expanded = expand_grid(list(strategies or settings.DEFAULT_STRATEGIES), grid or {})
     policy = trades_for(trades, len(expanded.cells))
-    source = prepare_data(data, securities, max_sheets)
+    source = prepare_data(data, securities, max_sheets, cache)
     sid = sweep_id(data_hash=source.content_hash, securities=source.securities, grid=expanded,
                    config=config_values, code_version=code_version())  # fmt: skip
     target = settings.store_path(store)

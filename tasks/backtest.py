@@ -53,10 +53,14 @@ def worth_retrying(task, task_run, state) -> bool:
     cache_policy=NO_CACHE,
 )
 def prepare_data(
-    data: str, securities: list[str] | None = None, max_sheets: int | None = None
+    data: str,
+    securities: list[str] | None = None,
+    max_sheets: int | None = None,
+    cache: str | None = None,
 ) -> DataSource:
-    """Open the data; a workbook is converted to its Parquet cache when it changed (SPEC §1.4)."""
-    return open_data(data, securities=securities, max_sheets=max_sheets)
+    """Open the data (a path or URL); a workbook is converted to its Parquet cache when it
+    changed (SPEC §1.4), under `cache` (a path or URL) when given."""
+    return open_data(data, securities=securities, max_sheets=max_sheets, cache_dir=cache)
 
 
 @task(

@@ -7,11 +7,13 @@ columnar (pyarrow + numpy, no per-row Python) because every backtest task starts
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engine.data import rules
+from engine import settings
+from engine.data import remote, rules
 from engine.data.columns import NAT, as_table, kinds, map_columns, timestamp_ns
 from engine.data.parquet import (
     SheetEntry,
@@ -117,7 +120,13 @@ def open_data(
     cache_dir: str | Path | None = None,
 ) -> DataSource:
     """Open a workbook (through its Parquet cache under `cache_dir`, default
-    $MMFLOW_PARQUET_CACHE or ~/.cache/mmflow/parquet), a folder of .parquet files, or one file."""
+    $MMFLOW_PARQUET_CACHE or ~/.cache/mmflow/parquet), a folder of .parquet files, or one file.
+    `path` and `cache_dir` may be URLs (`file://`, `s3://`, ...; see `engine.data.remote`)."""
+    cache_url = str(cache_dir) if remote.is_url(str(cache_dir or "")) else None
+    if cache_dir is None and remote.is_url(settings.parquet_cache_setting() or ""):
+        cache_url = settings.parquet_cache_setting()
+    if remote.is_url(str(path)) or cache_url:
+        return _open_url(str(path), securities, max_sheets, cache_url)
     path = Path(path).expanduser().resolve()
     if max_sheets is not None and max_sheets < 1:
         raise InputError(f"max_sheets must be at least 1, got {max_sheets}")
@@ -149,6 +158,33 @@ def open_data(
         f"{path}: unsupported file type {suffix or '(none)'!r}; "
         "pass an .xlsx workbook, a folder of .parquet files or one .parquet file"
     )
+
+
+def _open_url(
+    url: str, securities: Sequence[str] | None, max_sheets: int | None, cache_url: str | None
+) -> DataSource:
+    """A source at a URL (Parquet read where it is; a workbook fetched and converted), or a
+    local workbook whose cache is published to `cache_url` for remote workers."""
+    if not remote.is_url(url) or urlsplit(url).path.lower().endswith(WORKBOOK_SUFFIXES):
+        local = remote.fetch(url, settings.cache_dir() / "downloads") if remote.is_url(url) else url
+        source = open_data(local, securities=securities, max_sheets=max_sheets,
+                           cache_dir=settings.parquet_cache_dir())  # fmt: skip
+        if source.kind != "xlsx" or not cache_url:
+            return dataclasses.replace(source, path=url)
+        folder = next(iter(source._files.values())).parent  # <local cache>/<sha256>
+        published = remote.publish(folder, remote.join(cache_url, folder.name))
+        files = {s: remote.join(published, f.name) for s, f in source._files.items()}
+        return dataclasses.replace(source, path=url, _files=files)
+    named = remote.parquet_files(url)
+    by_security = {PurePosixPath(name).stem.upper(): u for name, u in named.items()}  # §1.5-2
+    chosen = _select(tuple(by_security), securities, max_sheets, url)
+    if len(named) == 1 and urlsplit(url).path.lower().endswith(".parquet"):
+        digest = remote.sha256(url)  # as a local file's: the bytes alone
+    else:
+        lines = (f"{name}\0{remote.sha256(u)}\n" for name, u in named.items())
+        digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+    kind = "parquet-file" if len(named) == 1 else "parquet-dir"
+    return DataSource(url, kind, chosen, digest, {s: by_security[s] for s in chosen})
 
 
 def _open_workbook_source(

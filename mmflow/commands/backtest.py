@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     overrides = parse_overrides(args.overrides)
 
-    source = open_data(args.data, securities=args.securities, max_sheets=args.max_sheets)
+    source = open_data(
+        args.data, securities=args.securities, max_sheets=args.max_sheets, cache_dir=args.cache
+    )
     with progress(len(source.securities), f"{args.strategy}") as bar:
 
         def on_done(security, outcome):

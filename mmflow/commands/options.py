@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-DATA_HELP = "an .xlsx workbook, a folder of .parquet files, or one .parquet file"
+DATA_HELP = (
+    "an .xlsx workbook, a folder of .parquet files, or one .parquet file; a path or a URL "
+    "(file://, s3://, ...) that every worker can reach"
+)
 
 
 def comma_list(text: str) -> list[str]:
@@ -25,6 +28,12 @@ def add_input(parser: argparse.ArgumentParser, *, data_default: str | None = Non
         "--securities", type=comma_list, help="comma-separated security names (e.g. EMAAR,ALDAR)"
     )
     parser.add_argument("--max-sheets", type=int, help="only the first N sheets / files")
+    parser.add_argument(
+        "--cache",
+        metavar="DIR_OR_URL",
+        help="where a workbook's Parquet cache goes: a folder, or a URL (s3://...) that remote "
+        "workers read (default $MMFLOW_PARQUET_CACHE or ~/.cache/mmflow/parquet)",
+    )
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:

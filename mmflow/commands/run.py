@@ -48,6 +48,7 @@ def _flow_kwargs(args: argparse.Namespace) -> dict:
         overrides=parse_overrides(args.overrides) or None,
         securities=args.securities,
         max_sheets=args.max_sheets,
+        cache=args.cache,
         store=args.store,
         dask_address=args.dask_address,
         workers=args.workers,

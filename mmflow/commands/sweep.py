@@ -95,6 +95,7 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
         config=args.config,
         securities=args.securities,
         max_sheets=args.max_sheets,
+        cache=args.cache,
         store=args.store,
         dask_address=args.dask_address,
         workers=args.workers,
