@@ -108,6 +108,7 @@ def backtest(
     storing = time.perf_counter()
     spilled = store_results(target, [run], store_timeout)
     done.timings["store"] = time.perf_counter() - storing
+    liveness.hand_over(run.summary(store=target, timings=done.timings, spilled=tuple(spilled)))
     report = report_or_none(write_run_report, run, target)
     publish_artifacts(run, report)
     report_path = str(report) if report else None

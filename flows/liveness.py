@@ -44,6 +44,21 @@ HOOKS = dict(on_completion=[forget], on_failure=[forget], on_cancellation=[forge
              on_crashed=[forget])  # fmt: skip
 
 
+# The summary a flow running in this process has stored (see `hand_over`).
+_HANDED_OVER: list = []
+
+
+def hand_over(summary) -> None:
+    """Called by a flow once its results are stored: a command whose Prefect server is lost can
+    print this summary and exit instead of waiting minutes on Prefect's retries."""
+    _HANDED_OVER[:] = [summary]
+
+
+def handed_over():
+    """The summary last handed over in this process, or None."""
+    return _HANDED_OVER[0] if _HANDED_OVER else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

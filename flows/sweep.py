@@ -15,6 +15,7 @@ input (those are worth recomputing) or `fresh` is set; a recomputed cell replace
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger
@@ -219,9 +220,6 @@ def sweep(
         logger.info("stored the trades of the best cells: %s", ", ".join(with_trades))
         table = tuple(dict(r, trades_stored=r["trades_stored"] or r["run_id"] in with_trades)
                       for r in table)  # fmt: skip
-    create_table_artifact(key="sweep-summary", table=[rounded(r) for r in table],
-                          description=f"Sweep {sid}: portfolio figures per cell")  # fmt: skip
-    report = report_or_none(write_sweep_report, target, sid)
     summary = SweepSummary(
         sweep_id=sid, store=target, cells=len(expanded.cells), securities=source.securities,
         computed_cells=tuple(c.label for c in todo),
@@ -229,8 +227,13 @@ def sweep(
         reused_cells=tuple(c.label for c in reused), table=table, tasks=tuple(tasks),
         failed=state.failed, notes=tuple(expanded.notes()),
         not_swept={k: tuple(v) for k, v in expanded.not_swept.items()},
-        report=str(report) if report else None, spilled=tuple(state.spilled),
+        spilled=tuple(state.spilled),
     )  # fmt: skip
+    liveness.hand_over(summary)  # stored: a command whose server is lost may finish now
+    create_table_artifact(key="sweep-summary", table=[rounded(r) for r in table],
+                          description=f"Sweep {sid}: portfolio figures per cell")  # fmt: skip
+    report = report_or_none(write_sweep_report, target, sid)
+    summary = dataclasses.replace(summary, report=str(report) if report else None)
     if tasks and not any(t["ok"] for t in tasks):
         return Failed(message=f"all {len(tasks)} tasks failed", data=summary)
     return summary

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mmflow` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        return _finished(int(args.handler(args) or 0), standalone=argv is None)
     except KeyboardInterrupt:
         print(f"mmflow {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -111,6 +111,31 @@ def main(argv: list[str] | None = None) -> int:
         elif not user_error and not debugging(args):
             print("hint: run again with --debug for the traceback", file=sys.stderr)
         return 2 if user_error else 1
+
+
+def _finished(code: int, *, standalone: bool, seconds: float = 5.0) -> int:
+    """Send Prefect's last log lines and events, for at most `seconds`: when its server is gone,
+    Prefect would retry them for minutes before the process may exit. The results are stored by
+    then, so a console-script process exits at once instead (`os._exit` after flushing)."""
+    if not standalone or "prefect" not in sys.modules:
+        return code
+    import threading
+
+    from flows.runtime import _drain_workers
+
+    drain = threading.Thread(target=_drain_workers, daemon=True)
+    drain.start()
+    drain.join(seconds)
+    if drain.is_alive():
+        print(
+            f"mmflow: the Prefect API did not take the last log lines in {seconds:.0f} s "
+            "(server gone?); exiting without them",
+            file=sys.stderr,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

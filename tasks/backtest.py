@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -103,13 +104,29 @@ def ensure_store_limit(api_url: str | None) -> None:
 
 @contextmanager
 def store_slot() -> Iterator[None]:
-    """Hold the one `mmflow-store` slot (creating the limit when missing) while writing."""
+    """Hold the one `mmflow-store` slot (creating the limit when missing) while writing. With the
+    Prefect server gone, write without it: the finished results matter more than the slot, and
+    the store's own file lock still admits one writer."""
     import prefect.settings
     from prefect.concurrency.sync import concurrency
 
-    ensure_store_limit(prefect.settings.PREFECT_API_URL.value())
+    url = prefect.settings.PREFECT_API_URL.value()
+    if url and not _answers(url):
+        get_run_logger().warning("the Prefect API at %s is gone; storing without the slot", url)
+        yield
+        return
+    ensure_store_limit(url)
     with concurrency(STORE_CONCURRENCY_LIMIT, occupy=1, strict=True):
         yield
+
+
+def _answers(api_url: str, timeout: float = 2.0) -> bool:
+    """Whether a Prefect server answers at `<api_url>/health`."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
 
 
 @task(name="store-results", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

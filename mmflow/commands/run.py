@@ -8,8 +8,8 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.params import parse_overrides
-from mmflow.cli import UserError
 from mmflow.commands.checks import check_flow_arguments
+from mmflow.commands.flowcall import call_flow
 from mmflow.commands.options import add_cluster, add_input, add_overrides, add_store
 
 if TYPE_CHECKING:
@@ -60,18 +60,14 @@ def run_flow(kwargs: dict) -> tuple[RunSummary, float]:
     """Run the backtest flow against the configured (or a temporary) Prefect API."""
     from engine.run import RunSummary
     from flows.backtest import backtest
-    from flows.runtime import prefect_api
 
-    with prefect_api():
-        started = time.perf_counter()
-        state = backtest(**kwargs, return_state=True)
-        seconds = time.perf_counter() - started
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException):
-        if state.is_failed() and isinstance(state.data, RunSummary):
-            return state.data, seconds
-        raise UserError(f"the backtest flow failed: {outcome}") from outcome
-    return outcome, seconds
+    return call_flow(backtest, kwargs, RunSummary, finish=_finish, what="backtest")
+
+
+def _finish(summary: RunSummary) -> int:
+    """Print the run and return the exit code (also used when the server is lost)."""
+    _print_run(summary)
+    return 0 if not summary.failed and not summary.spilled else 1
 
 
 def _print_run(summary: RunSummary) -> None:
@@ -148,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
     kwargs = _flow_kwargs(args)
     check_flow_arguments(args, [args.strategy], kwargs["overrides"])
     summary, seconds = run_flow(kwargs)
-    _print_run(summary)
+    code = _finish(summary)
     ok = _benchmark(kwargs, summary, seconds) if args.benchmark else True
-    return 0 if ok and not summary.failed and not summary.spilled else 1
+    return code if ok else 1

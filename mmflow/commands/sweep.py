@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from engine.settings import DEFAULT_STRATEGIES
 from mmflow.cli import UserError
 from mmflow.commands.checks import check_flow_arguments
+from mmflow.commands.flowcall import call_flow
 from mmflow.commands.options import add_cluster, add_input, add_store
 
 if TYPE_CHECKING:
@@ -106,21 +107,15 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
     )
 
 
-def run_flow(kwargs: dict) -> SweepSummary:
+def run_flow(kwargs: dict, finish=None) -> SweepSummary:
     """Run the sweep flow against the configured (or a temporary) Prefect API; its summary."""
     from engine.sweep import SweepSummary
-    from flows.runtime import prefect_api
     from flows.sweep import sweep
     from mmflow.console import progress_from_logs
 
-    with prefect_api(), progress_from_logs("sweep"):
-        state = sweep(**kwargs, return_state=True)
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException):
-        if state.is_failed() and isinstance(state.data, SweepSummary):
-            return state.data
-        raise UserError(f"the sweep flow failed: {outcome}") from outcome
-    return outcome
+    with progress_from_logs("sweep"):
+        summary, _ = call_flow(sweep, kwargs, SweepSummary, finish=finish, what="sweep")
+    return summary
 
 
 def leaderboard(summary: SweepSummary, rank_by: str, top: int):
@@ -167,11 +162,14 @@ def print_summary(summary: SweepSummary, rank_by: str = "total_pnl", top: int = 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sweep, print the table; exit 1 when a security failed."""
-    summary = run_flow(flow_kwargs(args))
-    print_summary(summary, args.rank_by, args.top)
-    if args.csv:
-        import pandas as pd
+    """Run the sweep, print the leaderboard; exit 1 when a security failed."""
 
-        pd.DataFrame(list(summary.table)).to_csv(args.csv, index=False, lineterminator="\n")
-    return 1 if summary.failed or summary.spilled else 0
+    def finish(summary: SweepSummary) -> int:
+        print_summary(summary, args.rank_by, args.top)
+        if args.csv:
+            import pandas as pd
+
+            pd.DataFrame(list(summary.table)).to_csv(args.csv, index=False, lineterminator="\n")
+        return 1 if summary.failed or summary.spilled else 0
+
+    return finish(run_flow(flow_kwargs(args), finish))
