@@ -19,7 +19,6 @@ from engine.results import store as results_store
 from engine.run import Run
 from engine.runner import backtest_security
 from engine.settings import STORE_CONCURRENCY_LIMIT
-from engine.types import SecurityResult
 
 DEFAULT_STORE_TIMEOUT = 120.0  # seconds a writer waits for a store held by another process
 # Bad input is deterministic: retrying cannot help, so such failures end at the first attempt.
@@ -64,23 +63,13 @@ def prepare_data(
     return open_data(data, securities=securities, max_sheets=max_sheets, cache_dir=cache)
 
 
-@task(
-    name="backtest-security",
-    task_run_name="backtest-{security}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=worth_retrying,
-    cache_policy=NO_CACHE,
-)
-def run_backtest(
-    source: DataSource,
-    security: str,
-    strategy: str,
-    config: dict | None = None,
-    overrides: dict | None = None,
-) -> SecurityResult:
-    """Load one security's events from the cache and backtest it."""
-    return backtest_security(source, security, strategy, config, overrides)
+# The options of every task that loads or computes data: retried, except for bad input.
+RETRIED = dict(retries=2, retry_delay_seconds=1, retry_condition_fn=worth_retrying)
+
+# Load one security's events from the cache and backtest it (the engine function as a task).
+run_backtest = task(
+    name="backtest-security", task_run_name="backtest-{security}", cache_policy=NO_CACHE, **RETRIED
+)(backtest_security)
 
 
 @cache

@@ -9,16 +9,14 @@ from prefect.cache_policies import NO_CACHE
 from engine.data.source import DataSource
 from engine.sweep import Cell, run_cells
 from engine.types import SecurityResult
-from tasks.backtest import worth_retrying
+from tasks.backtest import RETRIED
 
 
 @task(
     name="sweep-security",
     task_run_name="sweep-{security}-{batch}",
-    retries=2,
-    retry_delay_seconds=1,
-    retry_condition_fn=worth_retrying,
     cache_policy=NO_CACHE,
+    **RETRIED,
 )
 def run_sweep_cells(
     source: DataSource,

@@ -53,6 +53,8 @@ def check_data(data: str) -> None:
             f"--data {data} does not exist; give a workbook, a .parquet file or a folder"
         )
     if path.is_dir():
+        if (path / "history.json").is_file():  # a tick history made by `mmflow ingest`
+            return
         if not any(p.suffix.lower() == ".parquet" for p in path.iterdir()):
             raise UserError(f"--data {data} is a folder without .parquet files")
         return

@@ -79,8 +79,8 @@ def attempts(marker_dir: str | os.PathLike, security: str) -> list[int]:
 def opening_with_faults(marker_dir: str | os.PathLike, **faults: str):
     """A stand-in for the flow's `prepare_data`: open the data as usual, then inject `faults`."""
 
-    def prepare_data(data: str, securities=None, max_sheets=None) -> FaultySource:
-        source = open_data(data, securities=securities, max_sheets=max_sheets)
+    def prepare_data(data: str, securities=None, max_sheets=None, cache=None) -> FaultySource:
+        source = open_data(data, securities=securities, max_sheets=max_sheets, cache_dir=cache)
         return faulty_source(source, marker_dir, **faults)
 
     return prepare_data
