@@ -62,21 +62,16 @@ def fan_out(
         futures = {runner.submit(task, parameters=item.parameters): item for item in items}
         for k, future in enumerate(as_completed(list(futures)), start=1):
             item = futures[future]
-            outcome = _outcome(future, item.security)
+            outcome = _outcome(future, item, task)
             done.outcomes[item.key] = outcome
-            where = f"[{k}/{len(items)}] {item.security}" + (
-                f" ({item.label})" if item.label else ""
-            )
+            where = f"[{k}/{len(items)}{_eta(k, len(items), submitted)}] {item.security}"
+            where += f" ({item.label})" if item.label else ""
+            step = {"mmflow_progress": (k, len(items))}  # drives `mmflow sweep`'s progress bar
             if isinstance(outcome, Failure):
-                logger.warning(
-                    "%s FAILED after %d attempt(s): %s: %s",
-                    where,
-                    outcome.attempts,
-                    outcome.error_type,
-                    outcome.message,
-                )
+                logger.warning("%s FAILED after %d attempt(s): %s: %s", where, outcome.attempts,
+                               outcome.error_type, outcome.message, extra=step)  # fmt: skip
             else:
-                logger.info("%s: %s", where, describe(outcome))
+                logger.info("%s: %s", where, describe(outcome), extra=step)
             if on_outcome is not None:
                 on_outcome(item, outcome)
         computed = time.perf_counter()
@@ -96,22 +91,23 @@ def _eta(done: int, total: int, since: float) -> str:
     return f", {elapsed:.0f} s, ETA {elapsed / done * (total - done):.0f} s"
 
 
-def _outcome(future, security: str) -> Any:
+def _outcome(future, item: Item, task) -> Any:
     """The task's result, or the Failure of a task that failed for good; releases the future."""
     try:
         outcome = future.result(raise_on_failure=False)
     except Exception as exc:  # noqa: BLE001 - KilledWorker is raised by Dask, not the task
         outcome = exc
     if isinstance(outcome, BaseException):
-        outcome = capture_failure(future, security, outcome)
+        outcome = capture_failure(future, item, outcome, task)
     _release(future)
     return outcome
 
 
-def capture_failure(future, security: str, exc: object) -> Failure:
+def capture_failure(future, item: Item, exc: object, task=None) -> Failure:
     """What a user needs to know about an item whose task failed for good."""
+    security = item.security
     if hasattr(exc, "allowed_failures"):  # Dask's KilledWorker: its worker died on every try
-        _mark_crashed(future, f"{type(exc).__name__}: {exc}")
+        _mark_crashed(future, f"{type(exc).__name__}: {exc}", task, item)
         return Failure(security, type(exc).__name__, str(exc), exc.allowed_failures + 1)
     attempts = _attempts(future.task_run_id)
     if isinstance(exc, BaseException):
@@ -136,14 +132,23 @@ def _attempts(task_run_id) -> int:
         return 1
 
 
-def _mark_crashed(future, message: str) -> None:
-    """A task run whose worker died never reports a final state itself: record Crashed."""
+def _mark_crashed(future, message: str, task, item: Item) -> None:
+    """A task run whose worker died never reports a final state itself: record Crashed. When the
+    worker died before its task run reached the API, the run is created, already Crashed."""
     from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
     from prefect.states import Crashed
 
     try:
         with get_client(sync_client=True) as client:
-            client.set_task_run_state(future.task_run_id, Crashed(message=message), force=True)
+            try:
+                client.set_task_run_state(future.task_run_id, Crashed(message=message), force=True)
+            except Exception:  # noqa: BLE001 - not in the API: the worker died too early
+                template = getattr(task, "task_run_name", None)
+                name = template.format(**item.parameters) if isinstance(template, str) else None
+                client.create_task_run(task=task, flow_run_id=flow_run.get_id(), id=future.task_run_id,
+                                       dynamic_key=f"{item.security}-{future.task_run_id}", name=name,
+                                       state=Crashed(message=message))  # fmt: skip
     except Exception:  # noqa: BLE001 - bookkeeping only; the Failure is what the run records
         pass
 

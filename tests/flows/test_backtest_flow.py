@@ -155,12 +155,6 @@ def dask_address(dask_cluster, monkeypatch) -> str:
 
 
 @pytest.fixture
-def threads(monkeypatch) -> None:
-    """Run the flow's tasks on Prefect's thread pool: retries and stores are not about Dask."""
-    monkeypatch.setenv("MMFLOW_TASK_RUNNER", "threads")
-
-
-@pytest.fixture
 def small_data(tmp_path, parquet) -> Path:
     """A folder with SPINNEYS, MODON and PARKIN (links to the real files) and a corrupt
     BROKEN.parquet, which fails with InputError (not retried)."""
@@ -178,6 +172,21 @@ def small_data(tmp_path, parquet) -> Path:
 def run_flow(**kwargs):
     """The flow's final state (never raises)."""
     return backtest(**kwargs, return_state=True)
+
+
+def with_faults(monkeypatch, tmp_path, **kinds) -> Path:
+    """Make the flow's data inject `kinds` of faults per security; the folder of their marks."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(flows.backtest, "prepare_data", faults.opening_with_faults(marks, **kinds))
+    return marks
+
+
+def run_shipped(strategy: str, parquet, config_of, tmp_path, **kwargs):
+    """The flow over the real data with the strategy's shipped config; its final state."""
+    kwargs.setdefault("securities", SECURITIES)
+    return run_flow(data=str(parquet), strategy=strategy, config=config_of(strategy),
+                    store=str(tmp_path / "store.duckdb"), **kwargs)  # fmt: skip
 
 
 def _plain(value):
@@ -304,14 +313,7 @@ def test_flow_on_its_own_local_cluster_stores_the_sequential_results(
     """The default path: no address, so the flow starts (and stops) a LocalCluster of 2 workers."""
     monkeypatch.delenv("MMFLOW_TASK_RUNNER", raising=False)
     strategy = "v1_baseline"
-    state = run_flow(
-        data=str(parquet),
-        strategy=strategy,
-        config=config_of(strategy),
-        securities=SECURITIES,
-        store=str(tmp_path / "store.duckdb"),
-        workers=2,
-    )
+    state = run_shipped(strategy, parquet, config_of, tmp_path, securities=SECURITIES, workers=2)
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary.status == "completed" and summary.securities_ok == len(SECURITIES)
@@ -325,13 +327,8 @@ def test_flow_on_an_existing_cluster_stores_the_sequential_results(
     strategy, dask_address, parquet, config_of, sequential, tmp_path
 ):
     """`dask_address`: the flow connects to the running scheduler instead of starting one."""
-    state = run_flow(
-        data=str(parquet),
-        strategy=strategy,
-        config=config_of(strategy),
-        securities=SECURITIES,
-        store=str(tmp_path / "store.duckdb"),
-        dask_address=dask_address,
+    state = run_shipped(
+        strategy, parquet, config_of, tmp_path, securities=SECURITIES, dask_address=dask_address
     )
     assert state.is_completed(), state.message
     summary = state.result()
@@ -347,13 +344,7 @@ def test_retried_and_failed_securities(
 ):
     """MODON fails once and is stored after a retry; PARKIN's OSError is retried until retries
     run out (3 attempts); BROKEN's InputError is not retried; the run is Completed, partial."""
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    monkeypatch.setattr(
-        flows.backtest,
-        "prepare_data",
-        faults.opening_with_faults(marks, MODON=faults.FAIL_ONCE, PARKIN=faults.ALWAYS_OSERROR),
-    )
+    marks = with_faults(monkeypatch, tmp_path, MODON=faults.FAIL_ONCE, PARKIN=faults.ALWAYS_OSERROR)
     strategy = "v1_baseline"
     state = run_flow(
         data=str(small_data),
@@ -417,19 +408,10 @@ def test_worker_killed_once_the_task_is_rerun_elsewhere(
     and runs the task again on a live one (while its deaths <= distributed.scheduler.
     allowed-failures; default 3); the nanny restarts the killed process. Prefect's retries are
     not involved (the task run's run_count stays 1), and every security is stored."""
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    monkeypatch.setattr(
-        flows.backtest, "prepare_data", faults.opening_with_faults(marks, MODON=faults.KILL_ONCE)
-    )
+    marks = with_faults(monkeypatch, tmp_path, MODON=faults.KILL_ONCE)
     strategy = "v2_price_follow_qty_cooldown"
-    state = run_flow(
-        data=str(parquet),
-        strategy=strategy,
-        config=config_of(strategy),
-        securities=SECURITIES,
-        store=str(tmp_path / "store.duckdb"),
-        dask_address=dask_address,
+    state = run_shipped(
+        strategy, parquet, config_of, tmp_path, securities=SECURITIES, dask_address=dask_address
     )
     assert state.is_completed(), state.message
     summary = state.result()
@@ -449,18 +431,14 @@ def test_worker_killed_on_every_try_fails_that_security_only(
     """A security that kills every worker it runs on ends in Dask's KilledWorker (raised by the
     future, outside Prefect's task engine, after allowed-failures + 1 = 2 deaths here); the flow
     records it as failed and stores the rest."""
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    monkeypatch.setattr(
-        flows.backtest, "prepare_data", faults.opening_with_faults(marks, MODON=faults.KILL_ALWAYS)
-    )
+    marks = with_faults(monkeypatch, tmp_path, MODON=faults.KILL_ALWAYS)
     strategy = "v2_price_follow_qty_cooldown"
-    state = run_flow(
-        data=str(parquet),
-        strategy=strategy,
-        config=config_of(strategy),
+    state = run_shipped(
+        strategy,
+        parquet,
+        config_of,
+        tmp_path,
         securities=["SPINNEYS", "MODON"],
-        store=str(tmp_path / "store.duckdb"),
         dask_address=dask_address,
     )
     assert state.is_completed(), state.message

@@ -18,19 +18,7 @@ V21 = "v2_1_stop_loss"
 GRID = {"refill_interval_sec": [5, 30]}
 
 
-@pytest.fixture(autouse=True)
-def _threads(monkeypatch):
-    monkeypatch.setenv("MMFLOW_TASK_RUNNER", "threads")
-
-
-@pytest.fixture
-def data(tmp_path, shared_data):
-    """SPINNEYS and MODON (the two smallest securities) in a folder of their own."""
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for name in ("spinneys", "modon"):
-        (folder / f"{name}.parquet").symlink_to(shared_data / "parquet" / f"{name}.parquet")
-    return folder
+pytestmark = pytest.mark.usefixtures("threads")  # the data fixture: tests/flows/conftest.py
 
 
 def cells_of(store, sweep_id: str) -> pd.DataFrame:

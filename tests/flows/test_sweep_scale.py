@@ -21,18 +21,7 @@ GRID12 = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _threads(monkeypatch):
-    monkeypatch.setenv("MMFLOW_TASK_RUNNER", "threads")
-
-
-@pytest.fixture
-def data(tmp_path, shared_data):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for name in ("spinneys", "modon"):
-        (folder / f"{name}.parquet").symlink_to(shared_data / "parquet" / f"{name}.parquet")
-    return folder
+pytestmark = pytest.mark.usefixtures("threads")  # the data fixture: tests/flows/conftest.py
 
 
 def overrides_of(store, run_id) -> dict:
