@@ -3,9 +3,11 @@
     python bench/engine.py [--data ../shared/data/parquet] [--repeat 5]
 
 For each strategy over every security of the data folder it prints the warm kernel throughput
-(rows per second), the whole in-process run (Parquet read + SPEC §1.3 normalisation + kernel +
-result tables), the `mmflow backtest` equivalent (the same plus CSV files), the cold first call in
-a fresh process (on-disk numba cache loaded, and compiled from nothing), and the ratio against
+(rows per second, every row processed: the output grows as in `simulate`), the fill-quality
+analytics pass alone (ANALYTICS.md: market mids, horizons, per-security figures) and its share of
+the whole in-process run (Parquet read + SPEC §1.3 normalisation + kernel + result tables), the
+`mmflow backtest` equivalent (the same plus CSV files), the cold first call in a fresh process
+(on-disk numba cache loaded, and compiled from nothing), and the ratio against
 NUMBA_DISABLE_JIT=1 on one security.
 """
 
@@ -76,11 +78,18 @@ def main() -> None:
     args = parser.parse_args()
 
     from engine.data.source import open_data
+    from engine.results.analytics import analyse
     from engine.results.files import write_outputs
+    from engine.results.metrics import daily_from_fills
     from engine.runner import run_backtest
     from engine.sim import strategies
     from engine.sim.backtest import simulate
     from engine.types import new_state
+
+    def dates(sim, events):
+        """The daily table's dates of a simulation (what summarise hands to analyse)."""
+        realized = sim.fills.realized_pnl.astype("float64")
+        return daily_from_fills(events.timestamp_ns[sim.fills.row], realized)["date"].to_numpy()
 
     source = open_data(args.data)
     loaded = {s: source.load(s)[0] for s in source.securities}
@@ -91,7 +100,10 @@ def main() -> None:
         f"Parquet read + normalisation, all securities: {load_s:.3f} s ({rows / load_s / 1e6:.1f} M rows/s)"
     )
     print()
-    header = f"{'strategy':30} {'kernel':>9} {'M rows/s':>9} {'in-process':>11} {'backtest':>9} {'fills':>9}"
+    header = (
+        f"{'strategy':30} {'kernel':>9} {'M rows/s':>9} {'analytics':>10} {'in-process':>11} "
+        f"{'share':>6} {'backtest':>9} {'fills':>9}"
+    )
     print(header)
     print("-" * len(header))
     for name in strategies.available():
@@ -111,20 +123,32 @@ def main() -> None:
 
             for ts, kind, price, volume in prepared:
                 state, quotes = new_state()
-                capacity = 1024 + int(np.count_nonzero(kind == 2)) // 8  # as engine.sim.backtest
+                capacity = 1024 + int(np.count_nonzero(kind == 2)) // 2  # as engine.sim.backtest
                 out = np.empty(capacity, dtype=FILL_DTYPE).view(np.recarray)
-                strategy.run_nb(ts, kind, price, volume, params, state, quotes, out, 0)
+                row = strategy.run_nb(ts, kind, price, volume, params, state, quotes, out, 0)
+                while row < len(kind):  # every row: resume with a larger output, as simulate
+                    out = np.resize(out, 2 * len(out)).view(np.recarray)
+                    row = strategy.run_nb(ts, kind, price, volume, params, state, quotes, out, row)
 
         kernel_s = best(kernel_only, args.repeat)
-        fills = sum(len(simulate(name, e, strategy.Params()).fills) for e in loaded.values())
+        sims = {s: simulate(name, e, strategy.Params()) for s, e in loaded.items()}
+        fills = sum(len(sim.fills) for sim in sims.values())
+        analytics_s = best(
+            lambda sims=sims, strategy=strategy: [
+                analyse(s, loaded[s], sim, strategy.Params(), 0.0, dates(sim, loaded[s]))
+                for s, sim in sims.items()
+            ],
+            args.repeat,
+        )
         in_process_s = best(lambda name=name: run_backtest(args.data, name), args.repeat)
         with tempfile.TemporaryDirectory() as tmp:
             backtest_s = best(
                 lambda name=name, tmp=tmp: write_outputs(run_backtest(args.data, name), tmp), 2
             )
         print(
-            f"{name:30} {kernel_s:8.3f}s {rows / kernel_s / 1e6:9.1f} {in_process_s:10.3f}s "
-            f"{backtest_s:8.3f}s {fills:9,}"
+            f"{name:30} {kernel_s:8.3f}s {rows / kernel_s / 1e6:9.1f} {analytics_s:9.3f}s "
+            f"{in_process_s:10.3f}s {analytics_s / in_process_s:6.0%} {backtest_s:8.3f}s "
+            f"{fills:9,}"
         )
     print()
     sec = args.python_security

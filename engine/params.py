@@ -17,6 +17,11 @@ class ConfigError(ValueError):
     """A configuration problem a user can fix; the message says which key and what to do."""
 
 
+# The fee parameters (ANALYTICS.md A11) must be finite; a negative maker fee is a rebate.
+FEE_PARAMS = ("maker_fee_bps", "fee_per_fill")
+SIGNED_PARAMS = frozenset({"maker_fee_bps"})
+
+
 class KernelParams(NamedTuple):
     """The parameters as the compiled kernels see them: plain floats, NaN for "not set"."""
 
@@ -40,6 +45,10 @@ class MarketMakingParams:
     max_position: float = 2_000_000
     max_notional: float | None = None  # v1 only (SPEC §0, quirk 3)
     min_local_currency_before_quote: float = 25_000
+    # ANALYTICS.md A11, per fill: fill_price * fill_qty * maker_fee_bps / 1e4 + fee_per_fill. A
+    # negative maker_fee_bps is a rebate. Fees never change a fill; at 0 nothing changes at all.
+    maker_fee_bps: float = 0
+    fee_per_fill: float = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -48,7 +57,9 @@ class MarketMakingParams:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
                 raise ConfigError(f"parameter {f.name} must be a number, got {value!r}")
-            if value < 0:
+            if math.isinf(value) and f.name in FEE_PARAMS:
+                raise ConfigError(f"parameter {f.name} must be finite, got {value!r}")
+            if value < 0 and f.name not in SIGNED_PARAMS:
                 raise ConfigError(f"parameter {f.name} must be >= 0, got {value!r}")
 
     def kernel(self) -> KernelParams:

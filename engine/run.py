@@ -18,6 +18,7 @@ from functools import cached_property
 from engine.lineage import code_version, git_revision
 from engine.params import config_hash
 from engine.results import metrics
+from engine.results.analytics_portfolio import portfolio_figures
 from engine.types import KEY_FIGURES, Failure, SecurityResult
 
 STATUSES = ("completed", "partial", "failed")
@@ -45,6 +46,15 @@ class Portfolio:
     win_rate: float = 0.0
     profit_factor: float = 0.0
     days: int = 0
+    # ANALYTICS.md, pooled over securities (engine.results.analytics_portfolio says how); NaN
+    # when some result has no analytics (a run stored before them).
+    fees: float = 0.0  # A11, summed
+    net_pnl: float = 0.0  # realized_pnl - fees
+    edge_bps: float = math.nan  # A6 over all fills pooled
+    markout_bps_60: float = math.nan
+    uptime_two_sided: float = math.nan  # A7, weighted by each security's quoting time
+    fill_ratio: float = math.nan  # A7, quote fills / quotes placed
+    avg_abs_position: float = math.nan  # A8, weighted by each security's quoting time
 
     @classmethod
     def of(cls, results: list[SecurityResult]) -> Portfolio:
@@ -58,6 +68,7 @@ class Portfolio:
             total_pnl=realized + unrealized,
             days=len(metrics.combined_daily(results)),
             **stats,
+            **portfolio_figures(results, realized),
         )
 
 

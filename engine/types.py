@@ -6,7 +6,7 @@ from here, so a new summary figure is added in exactly one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -129,6 +129,87 @@ KEY_FIGURES = (
 )
 
 DAILY_COLUMNS = ("date", "realized_pnl", "cumulative_pnl", "trades")
+# ANALYTICS.md A9/A11 per date with fills: the change of the mark-to-market P&L since the previous
+# date of the daily table, and the fees paid that date (after DAILY_COLUMNS in the store).
+DAILY_ANALYTICS_COLUMNS = ("mtm_pnl", "fees")
+
+# ---- Fill quality (ANALYTICS.md) ---------------------------------------------------------------
+
+# A3: what made a fill, as a small integer in the fill record and as a word in tables.
+FILL_QUOTE = 0
+FILL_EOD_FLATTEN = 1
+FILL_STOP_LOSS = 2
+FILL_KIND_NAMES = ("quote", "eod_flatten", "stop_loss")
+HORIZONS_SEC = (1, 5, 30, 60, 300)  # A4
+
+
+def _per_horizon(prefix: str, type_: str, zero: bool = False) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{prefix}_{h}", type_) for h in (((0,) if zero else ()) + HORIZONS_SEC))
+
+
+# One row per fill (A3-A5, A11): `<SECURITY>_fills.csv` has exactly these columns, in this order.
+FILL_ANALYTICS_COLUMNS = (
+    "seq",
+    "row",
+    "kind",
+    "timestamp",
+    "side",
+    "fill_price",
+    "fill_qty",
+    "fee",
+    *(name for name, _ in _per_horizon("mid", "DOUBLE", zero=True)),
+    "edge",
+    *(name for name, _ in _per_horizon("markout", "DOUBLE")),
+)
+
+# A6 over a set of fills (all of them, or one kind): sums over the fills where the value is defined.
+MARKOUT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("edge_total", "DOUBLE"),
+    ("edge_bps", "DOUBLE"),
+    *_per_horizon("markout_total", "DOUBLE"),
+    *_per_horizon("markout_bps", "DOUBLE"),
+    *_per_horizon("adverse_selection", "DOUBLE"),
+    ("undefined_mid_0", "BIGINT"),
+    *_per_horizon("undefined_mid", "BIGINT"),
+)
+# The store's per-kind table adds the counts and the bps denominators, so that figures of several
+# securities or runs can be pooled exactly: notional_mid_h = sum(p * q) over fills with mid_h.
+MARKOUT_KIND_FIELDS: tuple[tuple[str, str], ...] = (
+    ("kind", "VARCHAR"),  # 'all', 'quote', 'eod_flatten' or 'stop_loss'
+    ("fills", "BIGINT"),
+    ("notional", "DOUBLE"),
+    *MARKOUT_FIELDS,
+    *_per_horizon("notional_mid", "DOUBLE", zero=True),
+)
+MARKOUT_KIND_COLUMNS = tuple(name for name, _ in MARKOUT_KIND_FIELDS)
+
+# Per-security fill quality, inventory and fees (A6 over all fills, A7-A11): the store's
+# `security_analytics` table and the `analytics_summary.csv` columns, in this order.
+ANALYTICS_FIELDS: tuple[tuple[str, str], ...] = (
+    ("security", "VARCHAR"),
+    ("fills", "BIGINT"),
+    ("quote_fills", "BIGINT"),
+    ("eod_flatten_fills", "BIGINT"),
+    ("stop_loss_fills", "BIGINT"),
+    ("notional", "DOUBLE"),  # sum of fill_price * fill_qty
+    *MARKOUT_FIELDS,
+    ("quotes_placed", "BIGINT"),  # A7
+    ("fill_ratio", "DOUBLE"),
+    ("uptime_two_sided", "DOUBLE"),
+    ("uptime_any", "DOUBLE"),
+    ("window_seconds", "DOUBLE"),  # the A7 pairs' total weight: the basis of uptime and A8 means
+    ("max_abs_position", "BIGINT"),  # A8
+    ("avg_abs_position", "DOUBLE"),
+    ("time_at_limit", "DOUBLE"),
+    ("inventory_half_life_min", "DOUBLE"),
+    ("total_mtm", "DOUBLE"),  # A9/A10: realized + unrealized at the mid - fees, after the last row
+    ("spread_capture", "DOUBLE"),
+    ("inventory_pnl", "DOUBLE"),
+    ("fees", "DOUBLE"),  # A11
+    ("realized_pnl", "DOUBLE"),
+    ("net_pnl", "DOUBLE"),
+)
+ANALYTICS_COLUMNS = tuple(name for name, _ in ANALYTICS_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -155,6 +236,12 @@ class SecurityResult:
     daily: pd.DataFrame  # DAILY_COLUMNS, one row per date with fills
     summary: dict  # keys: SUMMARY_COLUMNS
     stats: FillStats = FillStats()
+    # ANALYTICS.md: A6-A11 figures (ANALYTICS_COLUMNS), A6 per kind (MARKOUT_KIND_COLUMNS, 'all'
+    # first) and one row per fill (FILL_ANALYTICS_COLUMNS, None when trades are not kept); empty
+    # for runs stored before analytics existed.
+    analytics: dict = field(default_factory=dict)
+    markouts: pd.DataFrame | None = None
+    fill_analytics: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +284,13 @@ STATE_DTYPE = np.dtype(
         ("stop_remaining", "i8"),
         ("stop_loss_triggers", "i8"),
         ("n_fills", "i8"),  # fills written to the output so far
+        # ANALYTICS.md A1/A7/A8 counters (the kernel only counts; engine.results.analytics reads)
+        ("clock", "i8"),  # A1 replay clock: the latest timestamp so far (0 before row 0)
+        ("eod_flatten_day", "i8"),  # day of the last EOD flatten pending or done (NO_TIME)
+        ("pair_open", "b1"),  # the previous row was in the window (an A7 pair may start)
+        ("window_ns", "i8"),  # A7 pairs: total weight c[i+1] - c[i]
+        ("two_sided_ns", "i8"),  # ... with both our quotes live after row i
+        ("any_side_ns", "i8"),  # ... with at least one quote live
     ],
     align=True,
 )
@@ -205,6 +299,7 @@ STATE_DTYPE = np.dtype(
 QUOTE_DTYPE = np.dtype(
     [
         ("live", "b1"),  # quote_price is not None
+        ("placed", "i4"),  # A7 quotes_placed of this side (in the padding: the record stays 48 B)
         ("price", "f8"),  # order price; 0.0 = never placed (None)
         ("ahead_qty", "i8"),
         ("our_remaining", "i8"),
@@ -219,11 +314,14 @@ FILL_DTYPE = np.dtype(
     [
         ("row", "i8"),
         ("side", "i1"),
+        ("kind", "i1"),  # A3: FILL_QUOTE, FILL_EOD_FLATTEN or FILL_STOP_LOSS
         ("fill_price", "f8"),
         ("fill_qty", "i8"),
         ("realized_pnl", "f8"),
         ("position", "i8"),
         ("pnl", "f8"),
+        ("entry_price", "f8"),  # SPEC §3.5 average cost after the fill (A9's average_cost)
+        ("window_ns", "i8"),  # the state's A7 window_ns when the fill was booked (A8 weights)
     ],
     align=True,
 )
@@ -234,6 +332,7 @@ def new_state() -> tuple[np.recarray, np.recarray]:
     state = np.zeros(1, dtype=STATE_DTYPE).view(np.recarray)
     state.last_flatten_date = NO_TIME
     state.last_price = np.nan
+    state.eod_flatten_day = NO_TIME
     quotes = np.zeros(2, dtype=QUOTE_DTYPE).view(np.recarray)
     quotes.refill_time = NO_TIME
     quotes.last_fill_time = NO_TIME

@@ -37,9 +37,13 @@ def portfolio_line(portfolio, securities_ok: int, securities_failed: int) -> str
     basis = f"daily, over {portfolio.days} days"
     if portfolio.days < 20:
         basis += "; fewer than 20 days: indicative only"
+    fees = getattr(portfolio, "fees", 0.0)
+    net = ""  # ANALYTICS.md A11: net beside gross when fees were charged (else they are equal)
+    if fees == fees and fees != 0:
+        net = f"fees={fmt(fees)}  net P&L={fmt(portfolio.net_pnl)} (realized - fees)  "
     return (
         f"portfolio ({securities_ok} ok, {securities_failed} failed): "
-        f"trades={fmt(portfolio.trades)}  realized P&L={fmt(portfolio.realized_pnl)}  "
+        f"trades={fmt(portfolio.trades)}  realized P&L={fmt(portfolio.realized_pnl)}  {net}"
         f"unrealized P&L={fmt(portfolio.unrealized_pnl)}  total P&L={fmt(portfolio.total_pnl)}  "
         f"Sharpe={fmt(portfolio.sharpe_ratio)} ({basis})  "
         f"max drawdown={fmt(portfolio.max_drawdown)} ({fmt(portfolio.max_drawdown_pct)}% of the "

@@ -22,15 +22,23 @@ import pandas as pd
 from engine.params import format_param
 from engine.results.store import StoreError, connect
 
-# A run's portfolio figures, as compared across strategies and parameters.
+# A run's portfolio figures, as compared across strategies and parameters; the fill quality
+# (ANALYTICS.md) is pooled over securities as engine.results.analytics_portfolio says, and is
+# blank for runs stored before it.
 RUN_FIGURES = (
     "trades",
     "total_pnl",
+    "net_pnl",  # realized - fees (A11)
     "sharpe_ratio",
     "max_drawdown",
     "max_drawdown_pct",
     "win_rate",
     "profit_factor",
+    "edge_bps",  # A6
+    "markout_bps_60",
+    "uptime_two_sided",  # A7
+    "fill_ratio",
+    "avg_abs_position",  # A8
 )
 SUMMARY_COLUMNS = (
     "run_id",

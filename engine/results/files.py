@@ -1,7 +1,10 @@
 """The result files of `mmflow backtest --out DIR`, in the formats users diff against the
 reference: `<SECURITY>_trades.csv` (SPEC §5.1 columns, event order, shortest round-trip floats)
-and `backtest_summary.csv` (one row per security). File names use the security's safe stem
-(`engine.paths.unique_stems`: `MODON` stays `MODON`), so no name from the data leaves `DIR`."""
+and `backtest_summary.csv` (one row per security), and the fill quality of ANALYTICS.md:
+`<SECURITY>_fills.csv` (FILL_ANALYTICS_COLUMNS, event order, NaN as an empty field) and
+`analytics_summary.csv` (ANALYTICS_COLUMNS, one row per security). File names use the
+security's safe stem (`engine.paths.unique_stems`: `MODON` stays `MODON`), so no name from the
+data leaves `DIR`."""
 
 from __future__ import annotations
 
@@ -13,7 +16,14 @@ import pandas as pd
 from engine.paths import inside, unique_stems
 from engine.results.csv import write_trades
 from engine.run import Run
-from engine.types import SUMMARY_COLUMNS, TRADE_COLUMNS, Failure, SecurityResult
+from engine.types import (
+    ANALYTICS_COLUMNS,
+    FILL_ANALYTICS_COLUMNS,
+    SUMMARY_COLUMNS,
+    TRADE_COLUMNS,
+    Failure,
+    SecurityResult,
+)
 
 CSV_TRADE_COLUMNS = [c for c in TRADE_COLUMNS if c != "seq"]
 
@@ -45,4 +55,27 @@ def write_outputs(run: Run, out_dir: str | Path) -> Path:
         write_trades_csv(result, inside(out_dir, f"{stems[result.security]}_trades.csv"))
     summary = summary_frame(run.results, run.failures)
     summary.to_csv(inside(out_dir, "backtest_summary.csv"), index=False, lineterminator="\n")
+    write_analytics(run, out_dir, stems)
     return out_dir / "backtest_summary.csv"
+
+
+def write_fills_csv(result: SecurityResult, path: str | Path) -> None:
+    """`<SECURITY>_fills.csv`: FILL_ANALYTICS_COLUMNS in event order, floats in shortest
+    round-trip form, NaN (an undefined mid) as an empty field, `YYYY-MM-DD HH:MM:SS` times."""
+    write_trades(result.fill_analytics[list(FILL_ANALYTICS_COLUMNS)], path)
+
+
+def analytics_frame(results: Sequence[SecurityResult]) -> pd.DataFrame:
+    """One row per security with analytics: ANALYTICS_COLUMNS (ANALYTICS.md A6 over all fills,
+    A7-A11)."""
+    rows = [r.analytics for r in results if r.analytics]
+    return pd.DataFrame(rows, columns=list(ANALYTICS_COLUMNS))
+
+
+def write_analytics(run: Run, out_dir: Path, stems: dict[str, str]) -> None:
+    """Every security's `<stem>_fills.csv` (when its fills were kept) and `analytics_summary.csv`."""
+    for result in run.results:
+        if result.fill_analytics is not None:
+            write_fills_csv(result, inside(out_dir, f"{stems[result.security]}_fills.csv"))
+    frame = analytics_frame(run.results)
+    frame.to_csv(inside(out_dir, "analytics_summary.csv"), index=False, lineterminator="\n")

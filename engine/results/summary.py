@@ -16,6 +16,7 @@ import pandas as pd
 
 from engine.params import MarketMakingParams
 from engine.results import metrics
+from engine.results.analytics import analyse
 from engine.sim.backtest import Simulation, trades_frame
 from engine.types import BUY, NS_PER_DAY, TRADE, Events, RowCounts, SecurityResult
 
@@ -104,12 +105,21 @@ def summarise(
         "dropped_nonfinite_price": counts.dropped_nonfinite_price,
         "dropped_bad_size": counts.dropped_bad_size,
     }
+    trades = trades_frame(events, fills) if keep_trades else None
+    # ANALYTICS.md A1-A11: fill quality, quoting, inventory, mark-to-market and fees.
+    dates = daily["date"].to_numpy()
+    analysis = analyse(security, events, sim, params, total, dates, keep_fills=keep_trades,
+                       trades=trades)  # fmt: skip
+    daily["mtm_pnl"], daily["fees"] = analysis.daily_mtm, analysis.daily_fees  # a fresh frame
     return SecurityResult(
         security=security,
         strategy=strategy,
         params=params.as_dict(),
-        trades=trades_frame(events, fills) if keep_trades else None,
+        trades=trades,
         daily=daily,
         summary=summary,
         stats=stats,
+        analytics=analysis.figures,
+        markouts=analysis.markouts,
+        fill_analytics=analysis.fills,
     )

@@ -7,7 +7,7 @@ realized P&L matches the reference to the last bit of a double.
 
 from numba import njit
 
-from engine.types import BUY, SELL
+from engine.types import BUY, FILL_EOD_FLATTEN, SELL
 
 
 @njit(cache=True)
@@ -31,9 +31,10 @@ def _update_cost_basis_nb(st, old_position, price):
 
 
 @njit(cache=True)
-def record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty):
-    """Book a fill of `qty` at `price` (SPEC §3.5) and append its trade record to `out`;
-    `bid` and `ask` are our two quote records (a buy restarts the bid side's timers)."""
+def record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty, kind):
+    """Book a fill of `qty` at `price` (SPEC §3.5) and append its trade record, with its `kind`
+    (ANALYTICS.md A3), to `out`; `bid` and `ask` are our two quote records (a buy restarts the
+    bid side's timers)."""
     if qty <= 0:
         return
     old_position = st.position
@@ -78,11 +79,14 @@ def record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty):
     k = st.n_fills
     out[k].row = row
     out[k].side = side
+    out[k].kind = kind
     out[k].fill_price = price
     out[k].fill_qty = qty
     out[k].realized_pnl = realized
     out[k].position = st.position
     out[k].pnl = st.realized
+    out[k].entry_price = st.entry_price
+    out[k].window_ns = st.window_ns
     st.n_fills = k + 1
 
 
@@ -90,6 +94,10 @@ def record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty):
 def flatten_nb(st, bid, ask, out, row, timestamp, price):
     """Close the whole position at `price` (SPEC §3.6); nothing when flat."""
     if st.position > 0:
-        record_fill_nb(st, bid, ask, out, row, timestamp, SELL, price, st.position)
+        record_fill_nb(
+            st, bid, ask, out, row, timestamp, SELL, price, st.position, FILL_EOD_FLATTEN
+        )
     elif st.position < 0:
-        record_fill_nb(st, bid, ask, out, row, timestamp, BUY, price, -st.position)
+        record_fill_nb(
+            st, bid, ask, out, row, timestamp, BUY, price, -st.position, FILL_EOD_FLATTEN
+        )

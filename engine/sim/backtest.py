@@ -24,13 +24,18 @@ from engine.types import (
     new_state,
 )
 
+# `take` from the two strings: the same str column as building one string per fill, 5x faster.
+_SIDE_NAMES = pd.array(["sell", "buy"], dtype="str")
+
 
 @dataclass
 class Simulation:
-    """The raw kernel output: fill records (row index into the events) and the final state."""
+    """The raw kernel output: fill records (row index into the events), the final state and the
+    final quote records (index BID and ASK; their `placed` counts ANALYTICS.md A7)."""
 
     fills: np.recarray
     state: np.record
+    quotes: np.recarray | None = None
 
 
 def simulate(
@@ -57,7 +62,7 @@ def simulate(
         bigger = np.empty(2 * len(out) + MAX_FILLS_PER_ROW, dtype=FILL_DTYPE).view(np.recarray)
         bigger[: len(out)] = out
         out = bigger
-    return Simulation(fills=out[: state[0].n_fills], state=state[0])
+    return Simulation(fills=out[: state[0].n_fills], state=state[0], quotes=quotes)
 
 
 def trades_frame(events: Events, fills: np.recarray) -> pd.DataFrame:
@@ -66,7 +71,7 @@ def trades_frame(events: Events, fills: np.recarray) -> pd.DataFrame:
         {
             "seq": np.arange(1, len(fills) + 1, dtype=np.int64),
             "timestamp": events.timestamp_ns[fills.row].view("datetime64[ns]"),
-            "side": np.where(fills.side == BUY, "buy", "sell"),
+            "side": _SIDE_NAMES.take((np.asarray(fills.side) == BUY).astype(np.intp)),
             "fill_price": fills.fill_price.astype(np.float64),
             "fill_qty": fills.fill_qty.astype(np.int64),
             "realized_pnl": fills.realized_pnl.astype(np.float64),

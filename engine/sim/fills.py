@@ -5,7 +5,7 @@ through our price, and the book never depleted by our fills."""
 from numba import njit
 
 from engine.sim.accounting import record_fill_nb
-from engine.types import BUY, SELL
+from engine.types import BUY, FILL_QUOTE, SELL
 
 
 @njit(cache=True)
@@ -21,7 +21,7 @@ def _fill_side_nb(st, bid, ask, out, row, timestamp, side, price, volume):
         quote.our_remaining -= qty
         if quote.our_remaining == 0:
             quote.live = False
-        record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty)
+        record_fill_nb(st, bid, ask, out, row, timestamp, side, price, qty, FILL_QUOTE)
 
 
 @njit(cache=True)

@@ -14,6 +14,25 @@ def seconds_since_nb(now, then):
 
 
 @njit(cache=True)
+def count_placement_nb(quote, price, size):
+    """ANALYTICS.md A7 quotes_placed: the side goes live with size > 0 from not live, or from
+    live at another price or size (a refill or re-quote counts once; an unchanged quote not)."""
+    if size > 0 and not (quote.live and quote.price == price and quote.our_remaining == size):
+        quote.placed += 1
+
+
+@njit(cache=True)
+def resize_nb(quote, size):
+    """Keep the price and queue place, rest `size` > 0 (SPEC §4.3-3 same price: a refill in
+    place); an unchanged live quote is left as it is (and is not a placement, A7)."""
+    if quote.live and quote.our_remaining == size:
+        return
+    quote.placed += 1
+    quote.our_remaining = size
+    quote.live = True
+
+
+@njit(cache=True)
 def withdraw_nb(quote, price, ahead):
     """Not enough displayed value or no size: remember the level, rest nothing (SPEC §4.2-3, §4.3-3)."""
     quote.price = price
@@ -25,6 +44,7 @@ def withdraw_nb(quote, price, ahead):
 @njit(cache=True)
 def join_back_nb(quote, price, ahead, size):
     """Rest `size` at `price` behind the displayed `ahead` quantity (a new queue position)."""
+    count_placement_nb(quote, price, size)
     quote.price = price
     quote.ahead_qty = int(ahead)
     quote.our_remaining = size

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from engine.results.store import MIGRATIONS, connect, migrate
-from engine.types import SUMMARY_FIELDS
+from engine.types import ANALYTICS_FIELDS, MARKOUT_KIND_FIELDS, SUMMARY_FIELDS
 
 T0 = dt.datetime(2026, 11, 28, 8, 15)
 
@@ -31,7 +31,9 @@ EXPECTED_SCHEMA = {
         "securities BIGINT, securities_ok BIGINT, securities_failed BIGINT, trades BIGINT, "
         "total_pnl DOUBLE, sharpe_ratio DOUBLE, max_drawdown DOUBLE, max_drawdown_pct DOUBLE, "
         "calmar_ratio DOUBLE, win_rate DOUBLE, profit_factor DOUBLE, realized_pnl DOUBLE, "
-        "unrealized_pnl DOUBLE, git_commit VARCHAR, git_dirty BOOLEAN"
+        "unrealized_pnl DOUBLE, git_commit VARCHAR, git_dirty BOOLEAN, fees DOUBLE, "
+        "net_pnl DOUBLE, edge_bps DOUBLE, markout_bps_60 DOUBLE, uptime_two_sided DOUBLE, "
+        "fill_ratio DOUBLE, avg_abs_position DOUBLE"
     ),
     "security_results": columns(
         KEYED + "strategy VARCHAR, trades BIGINT, buy_trades BIGINT, sell_trades BIGINT, "
@@ -50,17 +52,62 @@ EXPECTED_SCHEMA = {
         "fill_qty BIGINT, realized_pnl DOUBLE, position BIGINT, pnl DOUBLE"
     ),
     "daily_pnl": columns(
-        KEYED + "date DATE, realized_pnl DOUBLE, cumulative_pnl DOUBLE, trades BIGINT"
+        KEYED + "date DATE, realized_pnl DOUBLE, cumulative_pnl DOUBLE, trades BIGINT, "
+        "mtm_pnl DOUBLE, fees DOUBLE"
     ),
     "failures": columns(KEYED + "attempts BIGINT, error_type VARCHAR, message VARCHAR"),
+    # m006_analytics: fill quality, inventory and fees (ANALYTICS.md)
+    "security_analytics": columns(
+        KEYED + ", ".join(f"{name} {type_}" for name, type_ in ANALYTICS_FIELDS[1:])
+    ),
+    "security_markouts": columns(
+        KEYED + ", ".join(f"{name} {type_}" for name, type_ in MARKOUT_KIND_FIELDS)
+    ),
+    "fill_analytics": columns(
+        KEYED + "seq BIGINT, row BIGINT, kind VARCHAR, fee DOUBLE, mid_0 DOUBLE, mid_1 DOUBLE, "
+        "mid_5 DOUBLE, mid_30 DOUBLE, mid_60 DOUBLE, mid_300 DOUBLE, edge DOUBLE, "
+        "markout_1 DOUBLE, markout_5 DOUBLE, markout_30 DOUBLE, markout_60 DOUBLE, "
+        "markout_300 DOUBLE"
+    ),
+    # m007_nightly: the tick history's catalog and the nightly loop
+    "ingested_files": columns(
+        "history_id VARCHAR, path VARCHAR, content_hash VARCHAR, size BIGINT, sheets BIGINT, "
+        "rows BIGINT, rows_dropped BIGINT, first_date DATE, last_date DATE, "
+        "ingested_at TIMESTAMP, status VARCHAR, error VARCHAR, days_new BIGINT, "
+        "days_revised BIGINT, days_unchanged BIGINT"
+    ),
+    "history_days": columns(
+        "history_id VARCHAR, security VARCHAR, date DATE, rows BIGINT, content_hash VARCHAR, "
+        "source_file VARCHAR, source_hash VARCHAR, revision BIGINT, ingested_at TIMESTAMP, "
+        "warning VARCHAR"
+    ),
+    "run_days": columns(KEYED + "date DATE, content_hash VARCHAR"),
+    "nightly_runs": columns(
+        "night_id VARCHAR, flow_run_id VARCHAR, started_at TIMESTAMP, strategy VARCHAR, "
+        "source VARCHAR, run_id VARCHAR, previous_run_id VARCHAR, status VARCHAR, error VARCHAR"
+    ),
+    "nightly_diffs": columns(
+        "run_id VARCHAR, previous_run_id VARCHAR, strategy VARCHAR, security VARCHAR, "
+        "date DATE, status VARCHAR, revised_from DATE, reason VARCHAR, "
+        "realized_pnl_before DOUBLE, realized_pnl_after DOUBLE, trades_before BIGINT, "
+        "trades_after BIGINT, net_pnl_before DOUBLE, net_pnl_after DOUBLE"
+    ),
 }
-VIEWS = {"v_run_summary", "v_strategy_comparison"}
+VIEWS = {
+    "v_run_summary",
+    "v_strategy_comparison",
+    "v_nightly_summary",
+    "v_markout_curve",
+    "v_edge_vs_adverse_selection",
+}
 MIGRATION_NAMES = [
     "m001_initial",
     "m002_views",
     "m003_pnl_names_and_git",
     "m004_views",
     "m005_input_rule_counts",
+    "m006_analytics",
+    "m007_nightly",
 ]
 
 
@@ -189,6 +236,8 @@ SHIPPED = {
     "m002_views": "5ad213a575574bb6",
     "m003_pnl_names_and_git": "196d05b6fd441b37",
     "m004_views": "fb20b47bf86cb326",
+    "m006_analytics": "8d234d3db158c5bc",
+    "m007_nightly": "693df1b2a02f2ba1",  # cumulative: includes m006_analytics before it
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.results.report import frames, run_page, sweep
+from engine.results.report import fill_quality, frames, run_page, sweep
 from engine.results.report.figures import (
     MAX_POINTS,
     decimate,
@@ -54,8 +54,13 @@ def write_run_report(run: Run, out: Path) -> Path:
         run_page.failures_section(frames.failure_records(run)),
         run_page.lineage_section(run, summary),
         run_page.summary_section(run, summary),
+        fill_quality.section(run),
     ]
     figures = []
+    quality = fill_quality.figure(run, daily)
+    if quality is not None:
+        note = "ANALYTICS.md A6-A10; hover for values; click a legend entry to hide it"
+        figures.append(("fill-quality", "Fill quality", note, quality))
     if not daily.empty:
         note = (
             f"securities summed by date ({esc(days_basis(run.portfolio.days))}); "

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from engine.run import Run
-from engine.types import DAILY_COLUMNS, SecurityResult
+from engine.types import DAILY_ANALYTICS_COLUMNS, DAILY_COLUMNS, SecurityResult
 
 NS_PER_MINUTE = 60 * 1_000_000_000
 SERIES_COLUMNS = ("security", "minute", "pnl", "position", "drawdown")
@@ -39,15 +39,15 @@ def failure_records(run: Run) -> list[dict]:
 
 
 def daily_frame(run: Run) -> pd.DataFrame:
-    """All securities' daily realized P&L: security + DAILY_COLUMNS, by security and date."""
-    parts = [
-        r.daily[list(DAILY_COLUMNS)].assign(security=r.security)
-        for r in ordered(run)
-        if len(r.daily)
-    ]
+    """All securities' daily realized P&L: security + DAILY_COLUMNS (+ mtm_pnl and fees), by
+    security and date."""
+    columns = list(DAILY_COLUMNS)  # and A9/A11's mtm_pnl and fees when every security has them
+    if run.results and all(set(DAILY_ANALYTICS_COLUMNS) <= set(r.daily) for r in run.results):
+        columns += DAILY_ANALYTICS_COLUMNS
+    parts = [r.daily[columns].assign(security=r.security) for r in ordered(run) if len(r.daily)]
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in ("security", *DAILY_COLUMNS)})
-    daily = pd.concat(parts, ignore_index=True)[["security", *DAILY_COLUMNS]]
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in ("security", *columns)})
+    daily = pd.concat(parts, ignore_index=True)[["security", *columns]]
     daily["date"] = pd.to_datetime(daily["date"]).astype("datetime64[ns]")
     return daily.sort_values(["security", "date"], kind="stable", ignore_index=True)
 

@@ -48,6 +48,10 @@ def kpis(run: Run) -> str:
     cards = [
         ("Realized P&amp;L", money(p.realized_pnl), tone(p.realized_pnl), ""),
         ("Total P&amp;L", money(p.total_pnl), tone(p.total_pnl), "realized + unrealized"),
+        ("Net P&amp;L", money(p.net_pnl), tone(p.net_pnl), f"realized − fees ({money(p.fees)})"),
+        ("Edge", _bps(p.edge_bps), "", "bps of notional, at the print (A6)"),
+        ("Markout 60 s", _bps(p.markout_bps_60), "", "bps of notional (A6)"),
+        ("Two-sided uptime", pct(100 * p.uptime_two_sided), "", "time-weighted (A7)"),
         ("Sharpe", ratio(p.sharpe_ratio), "", daily),
         (
             "Max drawdown",
@@ -72,6 +76,10 @@ def kpis(run: Run) -> str:
         f"({esc(days_basis(p.days))}). Max drawdown %: {esc(DRAWDOWN_PCT)}.</p>"
     )
     return f'<section class="kpis">{items}</section>{note}'
+
+
+def _bps(value) -> str:
+    return "–" if missing(value) else f"{float(value):,.2f} <small>bps</small>"
 
 
 def _securities(run: Run) -> str:

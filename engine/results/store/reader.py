@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from engine.results import metrics
+from engine.results.store.analytics_tables import read_analytics
 from engine.results.store.connection import StoreError, _aware_utc, connect
 from engine.results.store.writer import PORTFOLIO_FIELDS
 from engine.run import Portfolio, Run
 from engine.types import (
+    DAILY_ANALYTICS_COLUMNS,
     DAILY_COLUMNS,
     SUMMARY_FIELDS,
     TRADE_COLUMNS,
@@ -55,7 +57,7 @@ def read_run(path: str | Path, run_id: str) -> Run:
     """The whole stored run: lineage, results (securities in name order) and failures."""
     summary_columns = ", ".join(f'"{name}"' for name, _ in SUMMARY_FIELDS)
     trade_columns = ", ".join(f'"{c}"' for c in TRADE_COLUMNS)
-    daily_columns = ", ".join(f'"{c}"' for c in DAILY_COLUMNS)
+    daily_columns = ", ".join(f'"{c}"' for c in (*DAILY_COLUMNS, *DAILY_ANALYTICS_COLUMNS))
     with connect(path, read_only=True) as con:
         rows = _records(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
         if not rows:
@@ -80,13 +82,22 @@ def read_run(path: str | Path, run_id: str) -> Run:
             "ORDER BY security",
             [run_id],
         ).fetchall()
+        analytics = read_analytics(con, run_id, trades)  # ANALYTICS.md, per security
     trades["timestamp"] = trades["timestamp"].astype("datetime64[ns]")
     daily["date"] = daily["date"].astype("datetime64[ns]")
     trades_of, daily_of = _split(trades, TRADE_COLUMNS), _split(daily, DAILY_COLUMNS)
-    results = [
-        _security_result(summary, trades_of(summary["security"]), daily_of(summary["security"]))
+    with_mtm = _split(daily, (*DAILY_COLUMNS, *DAILY_ANALYTICS_COLUMNS))
+    results = [  # a security with analytics has their daily columns too, as when it was written
+        _security_result(
+            summary,
+            trades_of(summary["security"]),
+            (with_mtm if summary["security"] in analytics else daily_of)(summary["security"]),
+        )
         for summary in summaries
     ]
+    for result in results:
+        if result.security in analytics:
+            result.analytics, result.markouts, result.fill_analytics = analytics[result.security]
     return _run(rows[0], results, [Failure(*row) for row in failures])
 
 

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 import duckdb
 
 from engine.results.store.views import (
+    V_EDGE_VS_ADVERSE_SELECTION_M006,
+    V_MARKOUT_CURVE_M006,
+    V_NIGHTLY_SUMMARY_M007,
     V_RUN_SUMMARY_M002,
     V_RUN_SUMMARY_M004,
     V_STRATEGY_COMPARISON_M002,
@@ -122,6 +125,109 @@ def m005_input_rule_counts(con: duckdb.DuckDBPyConnection) -> None:
     """security_results counts the rows dropped by the two newer input rules (0 for older runs)."""
     for name in ("dropped_nonfinite_price", "dropped_bad_size"):
         con.execute(f"ALTER TABLE security_results ADD COLUMN {name} BIGINT DEFAULT 0")
+
+
+# m006_analytics's tables (shipped; frozen), ANALYTICS.md: one row per run and security, per run,
+# security and fill kind, and per fill.
+SECURITY_ANALYTICS_M006 = """CREATE TABLE security_analytics (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, fills BIGINT, quote_fills BIGINT,
+        eod_flatten_fills BIGINT, stop_loss_fills BIGINT, notional DOUBLE, edge_total DOUBLE,
+        edge_bps DOUBLE, markout_total_1 DOUBLE, markout_total_5 DOUBLE,
+        markout_total_30 DOUBLE, markout_total_60 DOUBLE, markout_total_300 DOUBLE,
+        markout_bps_1 DOUBLE, markout_bps_5 DOUBLE, markout_bps_30 DOUBLE, markout_bps_60 DOUBLE,
+        markout_bps_300 DOUBLE, adverse_selection_1 DOUBLE, adverse_selection_5 DOUBLE,
+        adverse_selection_30 DOUBLE, adverse_selection_60 DOUBLE, adverse_selection_300 DOUBLE,
+        undefined_mid_0 BIGINT, undefined_mid_1 BIGINT, undefined_mid_5 BIGINT,
+        undefined_mid_30 BIGINT, undefined_mid_60 BIGINT, undefined_mid_300 BIGINT,
+        quotes_placed BIGINT, fill_ratio DOUBLE, uptime_two_sided DOUBLE, uptime_any DOUBLE,
+        window_seconds DOUBLE, max_abs_position BIGINT, avg_abs_position DOUBLE,
+        time_at_limit DOUBLE, inventory_half_life_min DOUBLE, total_mtm DOUBLE,
+        spread_capture DOUBLE, inventory_pnl DOUBLE, fees DOUBLE, realized_pnl DOUBLE,
+        net_pnl DOUBLE, PRIMARY KEY (run_id, security))"""
+
+SECURITY_MARKOUTS_M006 = """CREATE TABLE security_markouts (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, kind VARCHAR NOT NULL, fills BIGINT,
+        notional DOUBLE, edge_total DOUBLE, edge_bps DOUBLE, markout_total_1 DOUBLE,
+        markout_total_5 DOUBLE, markout_total_30 DOUBLE, markout_total_60 DOUBLE,
+        markout_total_300 DOUBLE, markout_bps_1 DOUBLE, markout_bps_5 DOUBLE,
+        markout_bps_30 DOUBLE, markout_bps_60 DOUBLE, markout_bps_300 DOUBLE,
+        adverse_selection_1 DOUBLE, adverse_selection_5 DOUBLE, adverse_selection_30 DOUBLE,
+        adverse_selection_60 DOUBLE, adverse_selection_300 DOUBLE, undefined_mid_0 BIGINT,
+        undefined_mid_1 BIGINT, undefined_mid_5 BIGINT, undefined_mid_30 BIGINT,
+        undefined_mid_60 BIGINT, undefined_mid_300 BIGINT, notional_mid_0 DOUBLE,
+        notional_mid_1 DOUBLE, notional_mid_5 DOUBLE, notional_mid_30 DOUBLE,
+        notional_mid_60 DOUBLE, notional_mid_300 DOUBLE, PRIMARY KEY (run_id, security, kind))"""
+
+FILL_ANALYTICS_M006 = """CREATE TABLE fill_analytics (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, seq BIGINT, "row" BIGINT,
+        kind VARCHAR, fee DOUBLE, mid_0 DOUBLE, mid_1 DOUBLE, mid_5 DOUBLE, mid_30 DOUBLE,
+        mid_60 DOUBLE, mid_300 DOUBLE, edge DOUBLE, markout_1 DOUBLE, markout_5 DOUBLE,
+        markout_30 DOUBLE, markout_60 DOUBLE, markout_300 DOUBLE)"""
+
+
+@migration
+def m006_analytics(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill quality, inventory and fees (ANALYTICS.md): the security_analytics, security_markouts
+    and fill_analytics tables, `mtm_pnl` and `fees` in daily_pnl, the portfolio's analytics in
+    runs, and the v_markout_curve and v_edge_vs_adverse_selection views. Runs stored before had
+    no fees: their `fees` become 0 and `net_pnl` their realized P&L; the rest stays NULL."""
+    for name in (
+        "fees",
+        "net_pnl",
+        "edge_bps",
+        "markout_bps_60",
+        "uptime_two_sided",
+        "fill_ratio",
+        "avg_abs_position",
+    ):
+        con.execute(f"ALTER TABLE runs ADD COLUMN {name} DOUBLE")
+    con.execute("UPDATE runs SET fees = 0, net_pnl = realized_pnl")
+    con.execute("ALTER TABLE daily_pnl ADD COLUMN mtm_pnl DOUBLE")
+    con.execute("ALTER TABLE daily_pnl ADD COLUMN fees DOUBLE")
+    con.execute("UPDATE daily_pnl SET fees = 0")
+    for ddl in (SECURITY_ANALYTICS_M006, SECURITY_MARKOUTS_M006, FILL_ANALYTICS_M006):
+        con.execute(ddl)
+    con.execute(V_MARKOUT_CURVE_M006)
+    con.execute(V_EDGE_VS_ADVERSE_SELECTION_M006)
+
+
+@migration
+def m007_nightly(con: duckdb.DuckDBPyConnection) -> None:
+    """The tick history's catalog (ingested_files, history_days: every revision of a day kept),
+    the days each run used (run_days), the nightly runs, their regression diffs and a view."""
+    con.execute(
+        """CREATE TABLE ingested_files (
+        history_id VARCHAR NOT NULL, path VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+        size BIGINT, sheets BIGINT, rows BIGINT, rows_dropped BIGINT, first_date DATE,
+        last_date DATE, ingested_at TIMESTAMP, status VARCHAR NOT NULL, error VARCHAR,
+        days_new BIGINT, days_revised BIGINT, days_unchanged BIGINT)"""
+    )
+    con.execute(
+        """CREATE TABLE history_days (
+        history_id VARCHAR NOT NULL, security VARCHAR NOT NULL, "date" DATE NOT NULL,
+        "rows" BIGINT, content_hash VARCHAR NOT NULL, source_file VARCHAR, source_hash VARCHAR,
+        revision BIGINT NOT NULL, ingested_at TIMESTAMP, warning VARCHAR,
+        PRIMARY KEY (history_id, security, "date", revision))"""
+    )
+    con.execute(
+        """CREATE TABLE run_days (
+        run_id VARCHAR NOT NULL, security VARCHAR NOT NULL, "date" DATE NOT NULL,
+        content_hash VARCHAR)"""
+    )
+    con.execute(
+        """CREATE TABLE nightly_runs (
+        night_id VARCHAR NOT NULL, flow_run_id VARCHAR, started_at TIMESTAMP,
+        strategy VARCHAR NOT NULL, source VARCHAR, run_id VARCHAR, previous_run_id VARCHAR,
+        status VARCHAR NOT NULL, error VARCHAR)"""
+    )
+    con.execute(
+        """CREATE TABLE nightly_diffs (
+        run_id VARCHAR NOT NULL, previous_run_id VARCHAR, strategy VARCHAR,
+        security VARCHAR NOT NULL, "date" DATE NOT NULL, status VARCHAR NOT NULL,
+        revised_from DATE, reason VARCHAR, realized_pnl_before DOUBLE, realized_pnl_after DOUBLE,
+        trades_before BIGINT, trades_after BIGINT, net_pnl_before DOUBLE, net_pnl_after DOUBLE)"""
+    )
+    con.execute(V_NIGHTLY_SUMMARY_M007)
 
 
 # ---- applying them -----------------------------------------------------------------------------

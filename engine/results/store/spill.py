@@ -23,6 +23,8 @@ from engine.results.store.writer import RUN_TABLES, run_tables, write_tables
 from engine.run import Run
 
 LINEAGE_FILE = "lineage.json"
+# Every spill has these; tables added later (e.g. the analytics) are empty in an older spill.
+CORE_TABLES = ("runs", "security_results", "trades", "daily_pnl", "failures")
 
 
 def spill_dir(store: str | Path) -> Path:
@@ -62,7 +64,8 @@ def load_spill(
     folder = Path(folder)
     try:
         run_id = json.loads((folder / LINEAGE_FILE).read_text())["run_id"]
-        tables = {name: pq.read_table(folder / f"{name}.parquet") for name in RUN_TABLES}
+        tables = {name: pq.read_table(folder / f"{name}.parquet") for name in RUN_TABLES
+                  if (folder / f"{name}.parquet").exists() or name in CORE_TABLES}  # fmt: skip
     except (OSError, ValueError, KeyError) as error:
         raise StoreError(
             f"{folder} is not a complete spill ({error}); spills are the folders under "

@@ -13,14 +13,24 @@ from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from engine.results.analytics_portfolio import PORTFOLIO_ANALYTICS
+from engine.results.store.analytics_tables import ANALYTICS_TABLES, analytics_tables
 from engine.results.store.connection import StoreError, _naive_utc, _rollback, connect
 from engine.run import Run
-from engine.types import DAILY_COLUMNS, SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
+from engine.types import (
+    DAILY_ANALYTICS_COLUMNS,
+    DAILY_COLUMNS,
+    SUMMARY_FIELDS,
+    TRADE_COLUMNS,
+    Failure,
+    SecurityResult,
+)
 
-RUN_TABLES = ("runs", "security_results", "trades", "daily_pnl", "failures")
+RUN_TABLES = ("runs", "security_results", "trades", "daily_pnl", "failures", *ANALYTICS_TABLES)
 # The Portfolio figures stored in `runs` (NULL when NaN); `days` is recomputed from daily_pnl.
 PORTFOLIO_FIELDS = (
     "realized_pnl",
@@ -32,6 +42,7 @@ PORTFOLIO_FIELDS = (
     "calmar_ratio",
     "win_rate",
     "profit_factor",
+    *PORTFOLIO_ANALYTICS,  # ANALYTICS.md, pooled (m006_analytics)
 )
 LINEAGE_FIELDS = (
     "run_id",
@@ -74,7 +85,8 @@ _TRADES_SCHEMA = _arrow_schema(
     "realized_pnl DOUBLE, position BIGINT, pnl DOUBLE"
 )
 _DAILY_SCHEMA = _arrow_schema(
-    "security VARCHAR, date DATE, realized_pnl DOUBLE, cumulative_pnl DOUBLE, trades BIGINT"
+    "security VARCHAR, date DATE, realized_pnl DOUBLE, cumulative_pnl DOUBLE, trades BIGINT, "
+    "mtm_pnl DOUBLE, fees DOUBLE"
 )
 _FAILURES_SCHEMA = _arrow_schema(
     "security VARCHAR, attempts BIGINT, error_type VARCHAR, message VARCHAR"
@@ -103,6 +115,7 @@ def run_tables(run: Run) -> dict[str, pa.Table]:
         "trades": _trades_table(run.results),
         "daily_pnl": _daily_table(run.results),
         "failures": _failures_table(run.failures),
+        **analytics_tables(run.results),
     }
     row = _runs_row(run)  # after the frames are checked: the portfolio is computed from them
     del row["run_id"]
@@ -132,9 +145,10 @@ def write_batch(
         try:
             for table in RUN_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [run_ids])
-            for table in RUN_TABLES:
-                parts = [_with_run_id(tables[table], run_id) for run_id, tables in batch]
-                _insert_arrow(con, table, pa.concat_tables(parts))
+            for table in RUN_TABLES:  # a table missing from a batch (an older spill) is empty
+                parts = [_with_run_id(t[table], run_id) for run_id, t in batch if table in t]
+                if parts:
+                    _insert_arrow(con, table, pa.concat_tables(parts))
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)
@@ -250,6 +264,7 @@ def _daily_table(results: Sequence[SecurityResult]) -> pa.Table:
                 pd.to_datetime(daily["date"]).to_numpy("datetime64[D]"),
                 *(daily[c].to_numpy("float64") for c in ("realized_pnl", "cumulative_pnl")),
                 daily["trades"].to_numpy("int64"),
+                *(_optional(r.daily, c) for c in DAILY_ANALYTICS_COLUMNS),
             ]
             parts.append(pa.Table.from_arrays(arrays, schema=_DAILY_SCHEMA))
         except (pa.ArrowException, TypeError, ValueError) as error:
@@ -257,6 +272,13 @@ def _daily_table(results: Sequence[SecurityResult]) -> pa.Table:
                 f"security {r.security}: daily has unexpected types: {error}"
             ) from error
     return pa.concat_tables(parts) if parts else _DAILY_SCHEMA.empty_table()
+
+
+def _optional(daily: pd.DataFrame, column: str) -> np.ndarray:
+    """A daily analytics column (ANALYTICS.md A9/A11), all NULL when the frame has none."""
+    if column in daily.columns:
+        return daily[column].to_numpy("float64")
+    return np.full(len(daily), np.nan)
 
 
 def _failures_table(failures: Sequence[Failure]) -> pa.Table:

@@ -2,8 +2,10 @@
 
 A strategy module defines `NAME`, a frozen `Params` dataclass (defaults included) and a compiled
 `run_nb(timestamp, kind, price, volume, params, state, quotes, out, start) -> int` that runs
-SPEC §3.2 over rows [start, n) and returns the row to resume from. Adding a strategy is adding a
-file here; nothing else changes.
+SPEC §3.2 over rows [start, n) and returns the row to resume from; it calls
+`session.track_nb(st, bid, ask, now)` on every in-window row before applying it (the fill-quality
+counters of ANALYTICS.md A1/A7 depend on it). Adding a strategy is adding a file here; nothing
+else changes.
 """
 
 from __future__ import annotations

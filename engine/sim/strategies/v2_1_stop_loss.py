@@ -9,9 +9,16 @@ from engine.params import MarketMakingParams
 from engine.sim.accounting import flatten_nb, record_fill_nb
 from engine.sim.book import apply_row_nb
 from engine.sim.fills import reaches_quote_nb, reference_fill_nb
-from engine.sim.session import FLATTEN, IN_WINDOW, MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
+from engine.sim.session import (
+    FLATTEN,
+    IN_WINDOW,
+    MAX_FILLS_PER_ROW,
+    count_row_nb,
+    session_step_nb,
+    track_nb,
+)
 from engine.sim.strategies.v2_price_follow_qty_cooldown import quote_nb
-from engine.types import ASK, BID, BUY, SELL, TRADE
+from engine.types import ASK, BID, BUY, FILL_STOP_LOSS, SELL, TRADE
 
 NAME = "v2_1_stop_loss"
 
@@ -53,7 +60,7 @@ def liquidate_nb(st, bid, ask, out, row, now):
     if touch <= 0 or available <= 0:
         return False
     qty = int(min(float(st.stop_remaining), available))
-    record_fill_nb(st, bid, ask, out, row, now, st.stop_side, touch, qty)
+    record_fill_nb(st, bid, ask, out, row, now, st.stop_side, touch, qty, FILL_STOP_LOSS)
     st.stop_remaining -= qty
     if st.stop_remaining == 0:
         st.stop_side = 0
@@ -74,6 +81,7 @@ def run_nb(timestamp, kind, price, volume, params, state, quotes, out, start):
             flatten_nb(st, bid, ask, out, row, now, price[row])
         if step != IN_WINDOW:
             continue
+        track_nb(st, bid, ask, now)  # ANALYTICS.md A1/A7 counters
         apply_row_nb(st, kind[row], price[row], volume[row])
         count_row_nb(st, kind[row], price[row])
         check_trigger_nb(st, params)  # SPEC §4.4: between steps 8 and 9

@@ -10,8 +10,15 @@ from engine.params import MarketMakingParams
 from engine.sim.accounting import flatten_nb
 from engine.sim.book import apply_row_nb
 from engine.sim.fills import reaches_quote_nb, reference_fill_nb
-from engine.sim.quoting import join_back_nb, seconds_since_nb, withdraw_nb
-from engine.sim.session import FLATTEN, IN_WINDOW, MAX_FILLS_PER_ROW, count_row_nb, session_step_nb
+from engine.sim.quoting import join_back_nb, resize_nb, seconds_since_nb, withdraw_nb
+from engine.sim.session import (
+    FLATTEN,
+    IN_WINDOW,
+    MAX_FILLS_PER_ROW,
+    count_row_nb,
+    session_step_nb,
+    track_nb,
+)
 from engine.types import ASK, BID, TRADE
 
 NAME = "v2_price_follow_qty_cooldown"
@@ -38,8 +45,7 @@ def _follow_nb(quote, price, ahead, size, params):
         if quote.price == 0.0 or quote.price != price:
             join_back_nb(quote, price, ahead, size)
         else:
-            quote.our_remaining = size
-            quote.live = True
+            resize_nb(quote, size)
     else:
         withdraw_nb(quote, price, ahead)
 
@@ -74,6 +80,7 @@ def run_nb(timestamp, kind, price, volume, params, state, quotes, out, start):
             flatten_nb(st, bid, ask, out, row, now, price[row])
         if step != IN_WINDOW:
             continue
+        track_nb(st, bid, ask, now)  # ANALYTICS.md A1/A7 counters
         apply_row_nb(st, kind[row], price[row], volume[row])
         count_row_nb(st, kind[row], price[row])
         quote_nb(st, bid, ask, params, now)

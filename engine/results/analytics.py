@@ -1,0 +1,375 @@
+"""Fill quality, quoting activity, inventory, mark-to-market P&L and fees of one security
+(ANALYTICS.md A1-A11), computed after the kernel from its fill records and counters.
+
+Nothing here changes a fill. One compiled pass over the rows (`analytics_pass_nb`) keeps the
+market book (A2) and the replay clock (A1), answers every fill's horizons (A4) and notes what A8
+and A9 need per date; where the dates are not in ascending runs, the general path over row-sized
+arrays (`analytics_nb`) answers the same. Then one compiled pass over the fills (A5, A6, A11),
+the kernel's counters (A7, A8), each date's mark-to-market (A9), A10 and A11. Where ANALYTICS.md
+leaves room the choice is marked "Decision" and cites its rule. `analytics_portfolio` pools the
+securities of a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.results.analytics_nb import (
+    carried_mids_nb,
+    fill_values_nb,
+    horizon_mids_nb,
+    market_mid_nb,
+    minute_rows_nb,
+    mtm_nb,
+    positions_after_nb,
+)
+from engine.results.analytics_pass_nb import fused_pass_nb
+from engine.sim.backtest import Simulation
+from engine.sim.session import WINDOW_END_NS, WINDOW_START_NS
+from engine.types import (
+    ANALYTICS_COLUMNS,
+    BUY,
+    FILL_ANALYTICS_COLUMNS,
+    FILL_KIND_NAMES,
+    FILL_QUOTE,
+    HORIZONS_SEC,
+    MARKOUT_KIND_COLUMNS,
+    NS_PER_DAY,
+    NS_PER_SECOND,
+    Events,
+)
+
+HORIZONS_NS = np.array(HORIZONS_SEC, dtype=np.int64) * NS_PER_SECOND
+MINUTE_NS = 60 * NS_PER_SECOND
+MINUTES = np.arange(WINDOW_START_NS, WINDOW_END_NS, MINUTE_NS)  # A8: whole minutes of the window
+MAX_FAST_DATES = 4096  # dates the one-pass path holds (beyond: the general path)
+MARKOUT_KINDS = ("all", *FILL_KIND_NAMES)  # the rows of a security's markouts frame
+_SUFFIXES = ("0", *(str(h) for h in HORIZONS_SEC))  # column 0 of the (fills, 6) arrays: mid_0
+_KIND_NAMES = pd.array(FILL_KIND_NAMES, dtype="str")  # `take` from these: 7x faster than
+_SIDE_NAMES = pd.array(["sell", "buy"], dtype="str")  # building strings per fill
+
+
+class AnalyticsError(ArithmeticError):
+    """An analytics identity (A10) does not hold: a bug, never bad input."""
+
+
+@dataclass(frozen=True)
+class Dates:
+    """What A8 and A9 need of each date of a security's rows, dates ascending."""
+
+    days: np.ndarray  # days since the epoch
+    last_row: np.ndarray  # the date's last row
+    last_mid: np.ndarray  # the last defined mid at or before it (NaN: none yet)
+    minute_rows: np.ndarray  # (dates, MINUTES): the last row at or before each on the clock
+    final_mid: float  # the last defined mid at or before the last row of all
+
+
+def market_marks(events: Events, rows: np.ndarray) -> tuple[np.ndarray, Dates]:
+    """(mids, Dates): A4 mids of the fills at `rows` (fills x (0, *HORIZONS_SEC), column-major)
+    and the dates, by the one-pass path, or the general one when the dates are not ascending
+    runs of rows."""
+    arrays = (
+        np.ascontiguousarray(events.timestamp_ns, dtype=np.int64),
+        np.ascontiguousarray(events.kind, dtype=np.int8),
+        np.ascontiguousarray(events.price, dtype=np.float64),
+        np.ascontiguousarray(events.volume, dtype=np.float64),
+    )
+    mids = np.empty((len(rows), 1 + len(HORIZONS_SEC)), order="F")
+    minute_rows = np.empty((MAX_FAST_DATES, len(MINUTES)), dtype=np.int64)
+    last_row, last_mid = np.empty(MAX_FAST_DATES, dtype=np.int64), np.empty(MAX_FAST_DATES)
+    window = (WINDOW_START_NS, WINDOW_END_NS, MINUTE_NS)
+    dates = fused_pass_nb(
+        arrays, rows, HORIZONS_NS, window, mids, minute_rows.ravel(), last_row, last_mid
+    )
+    if dates < 0:
+        return _general_marks(arrays, rows, mids)
+    days = arrays[0][last_row[:dates]] // NS_PER_DAY
+    final = float(last_mid[dates - 1]) if dates else math.nan
+    return mids, Dates(days, last_row[:dates], last_mid[:dates], minute_rows[:dates], final)
+
+
+def _general_marks(arrays: tuple, rows: np.ndarray, mids: np.ndarray) -> tuple[np.ndarray, Dates]:
+    """market_marks for rows in any order of dates, over row-sized arrays of mids and clock."""
+    timestamp, n = arrays[0], len(arrays[0])
+    mid, clock, run_start = np.empty(n), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    runs = market_mid_nb(arrays, mid, clock, run_start)
+    run_start = run_start[:runs]
+    days, which = np.unique(timestamp[run_start] // NS_PER_DAY, return_inverse=True)
+    last_row = np.full(len(days), -1, dtype=np.int64)
+    np.maximum.at(last_row, which, np.r_[run_start[1:], n] - 1)  # A4's L: a date's last row
+    market = (timestamp, clock, mid, run_start, last_row[which])
+    horizon_mids_nb(market, rows, HORIZONS_NS, mids)
+    grid = days[:, None] * NS_PER_DAY + MINUTES[None, :]  # ascending: days ascend
+    minute_rows = np.empty(grid.shape, dtype=np.int64)
+    minute_rows_nb(clock, grid.ravel(), minute_rows.ravel())
+    ends = np.r_[last_row, n - 1] if n else np.array([], dtype=np.int64)
+    carried = np.empty(len(ends))
+    carried_mids_nb(mid, ends, carried)
+    final = float(carried[-1]) if n else math.nan
+    return mids, Dates(days, last_row, carried[:-1], minute_rows, final)
+
+
+@dataclass(frozen=True)
+class FillMarks:
+    """A4/A5/A11 per fill, in event order, and the A6 sums; (fills, 6) arrays are column-major
+    (horizon 0, then HORIZONS_SEC), so each column is a contiguous array of the fill frame."""
+
+    row: np.ndarray  # the fill records' fields, contiguous
+    side: np.ndarray
+    kind: np.ndarray  # A3 kinds (FILL_QUOTE, ...)
+    price: np.ndarray
+    qty: np.ndarray
+    mids: np.ndarray  # mid_0 (A2 at the fill's row), then mid_h (A4)
+    values: np.ndarray  # edge, then markout_h (A5)
+    fee: np.ndarray  # A11
+    sums: np.ndarray  # A6: one row per MARKOUT_KINDS (see fill_values_nb)
+
+
+def fill_marks(fills: np.recarray, mids: np.ndarray, maker_fee_bps: float, fee_per_fill: float):
+    """The FillMarks of a simulation's fill records and their A4 mids."""
+    row, side, kind, price, qty = (
+        np.ascontiguousarray(fills[name], dtype=dtype)
+        for name, dtype in (
+            ("row", np.int64),
+            ("side", np.int8),
+            ("kind", np.int8),
+            ("fill_price", np.float64),
+            ("fill_qty", np.int64),
+        )
+    )
+    values, fee = np.empty(mids.shape, order="F"), np.empty(len(price))
+    sums = np.zeros((len(MARKOUT_KINDS), 1 + 4 * mids.shape[1]))
+    fee_params = (float(maker_fee_bps), float(fee_per_fill))
+    fill_values_nb((side, kind, price, qty), fee_params, mids, values, fee, sums)
+    return FillMarks(row, side, kind, price, qty, mids, values, fee, sums)
+
+
+def markout_rows(marks: FillMarks) -> list[dict]:
+    """A6 for all fills and for each kind (MARKOUT_KINDS): one dict of MARKOUT_KIND_COLUMNS each,
+    with the fills' count, notional and the bps denominators."""
+    return [_markout_row(kind, marks.sums[i]) for i, kind in enumerate(MARKOUT_KINDS)]
+
+
+def _markout_row(kind: str, sums: np.ndarray) -> dict:
+    """One A6 row from its sums: fills, notional, 6 totals, 6 denominators, 6 counts, 5 adverse."""
+    fills, h = int(sums[0]), len(_SUFFIXES)
+    totals, notional, counts = sums[2 : 2 + h], sums[2 + h : 2 + 2 * h], sums[2 + 2 * h : 2 + 3 * h]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bps = np.where(counts > 0, 1e4 * totals / notional, np.nan)  # empty sums: NaN
+    out = {"kind": kind, "fills": fills, "notional": float(sums[1])}
+    out["edge_total"], out["edge_bps"] = float(totals[0]), float(bps[0])
+    for i, suffix in enumerate(_SUFFIXES[1:], start=1):
+        out[f"markout_total_{suffix}"] = float(totals[i])
+    for i, suffix in enumerate(_SUFFIXES[1:], start=1):
+        out[f"markout_bps_{suffix}"] = float(bps[i])
+    for i, suffix in enumerate(_SUFFIXES[1:]):
+        out[f"adverse_selection_{suffix}"] = float(sums[2 + 3 * h + i])
+    for i, suffix in enumerate(_SUFFIXES):
+        out[f"undefined_mid_{suffix}"] = fills - int(counts[i])
+    for i, suffix in enumerate(_SUFFIXES):
+        out[f"notional_mid_{suffix}"] = float(notional[i])
+    return out
+
+
+def quoting_activity(sim: Simulation, quote_fills: int) -> dict:
+    """A7 from the kernel's counters: placements, fill ratio, uptime and its basis."""
+    state, window = sim.state, int(sim.state.window_ns)
+    placed = int(np.asarray(sim.quotes.placed).sum()) if sim.quotes is not None else 0
+    return {
+        "quotes_placed": placed,
+        "fill_ratio": quote_fills / placed if placed else math.nan,
+        "uptime_two_sided": int(state.two_sided_ns) / window if window else math.nan,
+        "uptime_any": int(state.any_side_ns) / window if window else math.nan,
+        "window_seconds": window / NS_PER_SECOND,
+    }
+
+
+def inventory(dates: Dates, sim: Simulation, max_position: float) -> dict:
+    """A8: the largest position after a row, and its A7-weighted mean and time at the limit.
+
+    The kernel stamps each fill with the A7 weight accumulated so far (`window_ns`), so the spans
+    between fills carry one position each: the position before the fill (0 before the first)."""
+    fills, window = sim.fills, int(sim.state.window_ns)
+    position = np.ascontiguousarray(fills["position"], dtype=np.int64)
+    row = np.ascontiguousarray(fills["row"], dtype=np.int64)
+    last_of_row = np.append(row[1:] != row[:-1], True)[: len(row)]  # p_i: a row's last fill
+    held = np.abs(np.concatenate(([0], position)))
+    marks = np.ascontiguousarray(fills["window_ns"], dtype=np.int64)
+    spans = np.diff(np.concatenate(([0], marks, [window])))
+    return {
+        "max_abs_position": int(np.abs(position[last_of_row]).max(initial=0)),
+        "avg_abs_position": float((held * spans.astype(np.float64)).sum()) / window
+        if window
+        else math.nan,
+        "time_at_limit": int(spans[held >= max_position].sum()) / window if window else math.nan,
+        "inventory_half_life_min": half_life_minutes(dates, fills),
+    }
+
+
+def half_life_minutes(dates: Dates, fills: np.recarray) -> float:
+    """A8: p sampled at every whole minute of [10:00, 14:45) on each date (the position after
+    the last row at or before it on the replay clock), p[k+1] = phi * p[k] fitted by least squares
+    within dates, pooled; ln 0.5 / ln phi for 0 < phi < 1, else NaN."""
+    p = np.empty(dates.minute_rows.shape)
+    held = np.ascontiguousarray(fills["position"], dtype=np.float64)
+    rows = np.ascontiguousarray(fills["row"], dtype=np.int64)
+    positions_after_nb(dates.minute_rows.ravel(), rows, held, p.ravel())
+    denominator = float((p[:, :-1] * p[:, :-1]).sum())
+    phi = float((p[:, :-1] * p[:, 1:]).sum()) / denominator if denominator > 0 else math.nan
+    return math.log(0.5) / math.log(phi) if 0 < phi < 1 else math.nan
+
+
+def mtm_at(fills: np.recarray, fee: np.ndarray, rows: np.ndarray, mids: np.ndarray) -> np.ndarray:
+    """A9 `mtm_i = realized_i + unrealized_i - fees_i` after each of `rows`, `mids` being the
+    last defined mid at or before each.
+
+    Decision (A9): that mid is the same date's when the date has one; a position with no defined
+    mid yet is marked at its average cost (unrealized 0), so mtm is always defined. A flat
+    position has no unrealized P&L."""
+    order = np.argsort(rows, kind="stable")  # ascending already unless dates come out of order
+    arrays = tuple(
+        np.ascontiguousarray(fills[name], dtype=dtype)
+        for name, dtype in (
+            ("row", np.int64),
+            ("pnl", np.float64),
+            ("position", np.int64),
+            ("entry_price", np.float64),
+        )
+    )
+    out = np.empty(len(rows))
+    rows_sorted = np.ascontiguousarray(rows[order], dtype=np.int64)
+    mtm_nb(np.ascontiguousarray(mids[order], dtype=np.float64), arrays, fee, rows_sorted, out)
+    result = np.empty(len(rows))
+    result[order] = out
+    return result
+
+
+def daily_figures(
+    dates: Dates, timestamp: np.ndarray, fills, fee, daily_dates: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mtm_pnl, fees) per date of a daily table (ascending datetime64[ns] day starts, the dates
+    of the fills).
+
+    Decision (A9): the daily table holds the dates with fills; `mtm_pnl` is the change of mtm
+    from the last row of the previous date *of the table* to the last row of this date, so its
+    running sum is the mtm curve. A move on a date without fills (possible only with a position
+    held overnight) lands on the next date with fills."""
+    days = daily_dates.astype("datetime64[ns]").view(np.int64) // NS_PER_DAY
+    which = np.searchsorted(dates.days, days)
+    mtm = mtm_at(fills, fee, dates.last_row[which], dates.last_mid[which])
+    fees = np.zeros(len(days))
+    if len(fee):
+        fees += np.bincount(
+            np.searchsorted(days, timestamp[fills.row] // NS_PER_DAY),
+            weights=fee,
+            minlength=len(days),
+        )
+    return np.diff(mtm, prepend=0.0), fees
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything ANALYTICS.md asks of one security."""
+
+    figures: dict  # ANALYTICS_COLUMNS: A6 over all fills, A7-A11
+    markouts: pd.DataFrame  # MARKOUT_KIND_COLUMNS, one row per MARKOUT_KINDS
+    fills: pd.DataFrame | None  # FILL_ANALYTICS_COLUMNS, event order (None: not kept)
+    daily_mtm: np.ndarray  # A9 mtm_pnl per date of the daily table
+    daily_fees: np.ndarray  # A11 fees per date of the daily table
+
+
+def analyse(
+    security: str,
+    events: Events,
+    sim: Simulation,
+    params,
+    realized_pnl: float,
+    daily_dates: np.ndarray,
+    *,
+    keep_fills: bool = True,
+    trades: pd.DataFrame | None = None,
+) -> Analysis:
+    """A1-A11 for one simulated security (`realized_pnl`: its exact total; `daily_dates`: the
+    dates of its daily table; `trades`: its trade table, whose columns the fill table shares)."""
+    fill_rows = np.ascontiguousarray(sim.fills["row"], dtype=np.int64)
+    mids, dates = market_marks(events, fill_rows)
+    marks = fill_marks(sim.fills, mids, float(params.maker_fee_bps), float(params.fee_per_fill))
+    rows = markout_rows(marks)
+    counts = {f"{kind}_fills": row["fills"] for kind, row in zip(MARKOUT_KINDS, rows, strict=True)}
+    figures = {
+        "security": security,
+        **rows[0],
+        **counts,
+        **quoting_activity(sim, counts["quote_fills"]),
+        **inventory(dates, sim, float(params.max_position)),
+        **pnl_figures(len(events), dates, sim.fills, marks, rows, realized_pnl),
+    }
+    timestamp = np.asarray(events.timestamp_ns)
+    daily_mtm, daily_fees = daily_figures(dates, timestamp, sim.fills, marks.fee, daily_dates)
+    return Analysis(
+        figures={name: figures[name] for name in ANALYTICS_COLUMNS},
+        markouts=pd.DataFrame(rows, columns=list(MARKOUT_KIND_COLUMNS)),
+        fills=fill_frame(timestamp, marks, trades) if keep_fills else None,
+        daily_mtm=daily_mtm,
+        daily_fees=daily_fees,
+    )
+
+
+def pnl_figures(n: int, dates: Dates, fills, marks: FillMarks, rows: list[dict], realized: float):
+    """A9 total_mtm (after the last of the `n` rows), its A10 decomposition (checked) and A11."""
+    fees = float(marks.fee.sum())
+    last, final = np.array([n - 1]), np.array([dates.final_mid])
+    total_mtm = float(mtm_at(fills, marks.fee, last, final)[0]) if n else 0.0
+    spread_capture = rows[1 + FILL_QUOTE]["edge_total"]  # A10: edge_total over quote fills
+    inventory_pnl = total_mtm - spread_capture + fees  # A10: the rest
+    check_decomposition(total_mtm, spread_capture, inventory_pnl, fees)
+    return {
+        "total_mtm": total_mtm,
+        "spread_capture": spread_capture,
+        "inventory_pnl": inventory_pnl,
+        "fees": fees,
+        "realized_pnl": realized,
+        "net_pnl": realized - fees,  # A11
+    }
+
+
+def check_decomposition(total_mtm, spread_capture, inventory_pnl, fees) -> None:
+    """A10: total_mtm = spread_capture + inventory_pnl - fees, to rounding; AnalyticsError if not
+    (a NaN anywhere fails too)."""
+    residual = total_mtm - (spread_capture + inventory_pnl - fees)
+    scale = max(1.0, abs(total_mtm), abs(spread_capture), abs(inventory_pnl), abs(fees))
+    if not abs(residual) <= 1e-9 * scale:
+        raise AnalyticsError(
+            f"A10 identity fails: total_mtm {total_mtm!r} != spread_capture {spread_capture!r} "
+            f"+ inventory_pnl {inventory_pnl!r} - fees {fees!r}"
+        )
+
+
+def fill_frame(timestamp: np.ndarray, marks: FillMarks, trades=None) -> pd.DataFrame:
+    """One row per fill in event order: FILL_ANALYTICS_COLUMNS (`<SECURITY>_fills.csv`); the
+    columns are the marks' own arrays and, when given, the trade table's (no copies)."""
+    shared = trades is not None and len(trades) == len(marks.row)
+    columns = {
+        "seq": trades["seq"].to_numpy() if shared else np.arange(1, len(marks.row) + 1),
+        "row": marks.row,
+        "kind": _KIND_NAMES.take(marks.kind.astype(np.intp)),
+        "timestamp": trades["timestamp"].array
+        if shared
+        else timestamp[marks.row].astype(np.int64).view("datetime64[ns]"),
+        "side": trades["side"].array
+        if shared
+        else _SIDE_NAMES.take((marks.side == BUY).astype(np.intp)),
+        "fill_price": marks.price,
+        "fill_qty": marks.qty,
+        "fee": marks.fee,
+    }
+    for i, suffix in enumerate(_SUFFIXES):
+        columns[f"mid_{suffix}"] = marks.mids[:, i]
+    columns["edge"] = marks.values[:, 0]
+    for i, h in enumerate(HORIZONS_SEC, start=1):
+        columns[f"markout_{h}"] = marks.values[:, i]
+    return pd.DataFrame(columns, columns=list(FILL_ANALYTICS_COLUMNS), copy=False)

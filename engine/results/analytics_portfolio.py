@@ -1,0 +1,58 @@
+"""The portfolio's fill-quality figures (ANALYTICS.md A6, A7, A8, A11 pooled over securities),
+from each security's analytics; `engine.run.Portfolio` carries them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from engine.types import SecurityResult
+
+# The portfolio analytics of `engine.run.Portfolio` (see `portfolio_figures`).
+PORTFOLIO_ANALYTICS = (
+    "fees",
+    "net_pnl",
+    "edge_bps",
+    "markout_bps_60",
+    "uptime_two_sided",
+    "fill_ratio",
+    "avg_abs_position",
+)
+
+
+def portfolio_figures(results: Sequence[SecurityResult], realized_pnl: float) -> dict:
+    """All securities together: `fees` summed and `net_pnl = realized_pnl - fees` (A11);
+    `edge_bps` and `markout_bps_60` as A6 over every security's fills pooled (1e4 * sum of the
+    values / sum of p * q over the fills with the mid defined); `fill_ratio` = all quote fills /
+    all quotes placed (A7); `uptime_two_sided` and `avg_abs_position` are the securities' values
+    weighted by their `window_seconds` (the A7 time basis: share of all the securities' quoting
+    time; the position is in each security's own shares). NaN figures when some result has no
+    analytics (a run stored before them)."""
+    if any(not r.analytics or r.markouts is None for r in results):
+        return dict.fromkeys(PORTFOLIO_ANALYTICS, math.nan)
+    figures = [r.analytics for r in results]
+    pooled = [r.markouts.iloc[0] for r in results]  # the 'all' rows
+    fees = math.fsum(f["fees"] for f in figures)
+    window = sum(f["window_seconds"] for f in figures)
+    placed = sum(f["quotes_placed"] for f in figures)
+
+    def ratio(value: str, basis: str) -> float:
+        denominator = sum(float(row[basis]) for row in pooled)
+        return (
+            1e4 * sum(float(row[value]) for row in pooled) / denominator
+            if denominator
+            else math.nan
+        )
+
+    def weighted(name: str) -> float:
+        return sum(f[name] * f["window_seconds"] for f in figures) / window if window else math.nan
+
+    return {
+        "fees": fees,
+        "net_pnl": realized_pnl - fees,
+        "edge_bps": ratio("edge_total", "notional_mid_0"),
+        "markout_bps_60": ratio("markout_total_60", "notional_mid_60"),
+        "uptime_two_sided": weighted("uptime_two_sided"),
+        "fill_ratio": sum(f["quote_fills"] for f in figures) / placed if placed else math.nan,
+        "avg_abs_position": weighted("avg_abs_position"),
+    }
