@@ -1,7 +1,8 @@
 """The deployments `mmflow serve` registers; schedules and default parameters only, no business logic.
 
-* `nightly/nightly-backtest`: every strategy of the settings over the settings' data, on a cron in
-  a time zone (default 02:00 Asia/Dubai).
+* `nightly/nightly-backtest`: the nightly loop (ingest `drop` into `history`, every strategy of the
+  settings over the history, or over `data` without one; diff, notify), on a cron in a time zone
+  (default 02:00 Asia/Dubai).
 * `backtest/backtest-on-demand`, `sweep/sweep-on-demand`, `compare/compare-on-demand`: no
   schedule; started from the Prefect UI (Run > Quick run / Custom run, a form built from the flow's
   typed parameters) or `prefect deployment run <flow>/<deployment> -p key=value`.
@@ -52,11 +53,16 @@ def _nightly(settings: NightlySettings) -> dict[str, Any]:
             "data": settings.data,
             "strategies": list(settings.strategies),
             "store": settings.store,
+            "drop": settings.drop,
+            "history": settings.history,
+            "notify": settings.notify,
         },
         concurrency_limit=WRITES_STORE,
         description=(
-            f"Backtests {', '.join(settings.strategies)} over {settings.data} "
-            f"at {settings.cron!r} ({settings.timezone}) and stores each run in {settings.store}."
+            (f"Ingests {settings.drop} into {settings.history}, then b" if settings.drop else "B")
+            + f"acktests {', '.join(settings.strategies)} over {settings.history or settings.data} "
+            f"at {settings.cron!r} ({settings.timezone}), stores each run in {settings.store} and "
+            "diffs it against the previous night's."
         ),
     )
 

@@ -1,6 +1,7 @@
 """The settings of the served deployments: `deployments/nightly.toml` (or the file named by
 $MMFLOW_NIGHTLY_SETTINGS), then the environment variables MMFLOW_NIGHTLY_DATA,
-MMFLOW_NIGHTLY_STRATEGIES and MMFLOW_STORE on top. Validated once, here, with messages that name
+MMFLOW_NIGHTLY_STRATEGIES, MMFLOW_NIGHTLY_DROP, MMFLOW_NIGHTLY_HISTORY, MMFLOW_NIGHTLY_NOTIFY and
+MMFLOW_STORE on top. Validated once, here, with messages that name
 the file, the key and what to do."""
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ SETTINGS_ENV = "MMFLOW_NIGHTLY_SETTINGS"
 DATA_ENV = "MMFLOW_NIGHTLY_DATA"
 STRATEGIES_ENV = "MMFLOW_NIGHTLY_STRATEGIES"
 STORE_ENV = "MMFLOW_STORE"
-KEYS = ("data", "strategies", "store", "cron", "timezone")
+# The nightly loop: the drop folder to ingest, the tick history, where to send alarms.
+LOOP_ENV = {
+    "drop": "MMFLOW_NIGHTLY_DROP",
+    "history": "MMFLOW_NIGHTLY_HISTORY",
+    "notify": "MMFLOW_NIGHTLY_NOTIFY",
+}
+KEYS = ("data", "strategies", "store", "cron", "timezone", "drop", "history", "notify")
 
 
 class SettingsError(ValueError):
@@ -34,6 +41,9 @@ class NightlySettings:
     store: str
     cron: str = "0 2 * * *"
     timezone: str = "Asia/Dubai"
+    drop: str | None = None  # a folder whose new workbooks / .parquet files are ingested nightly
+    history: str | None = None  # the tick history the nightly run backtests (else `data`)
+    notify: str | None = None  # an apprise or http(s) URL that gets alarms
     source: str = "defaults"  # where the values came from, for `mmflow serve` to print
 
 
@@ -41,7 +51,8 @@ def load_settings(
     path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None
 ) -> NightlySettings:
     """The settings from `path` (else $MMFLOW_NIGHTLY_SETTINGS, else deployments/nightly.toml),
-    with the environment's MMFLOW_NIGHTLY_DATA, MMFLOW_NIGHTLY_STRATEGIES and MMFLOW_STORE on top."""
+    with the environment's MMFLOW_NIGHTLY_DATA, _STRATEGIES, _DROP, _HISTORY, _NOTIFY and
+    MMFLOW_STORE on top."""
     from engine.settings import DEFAULT_DATA, DEFAULT_STORE, DEFAULT_STRATEGY
 
     env = os.environ if environ is None else environ
@@ -54,6 +65,9 @@ def load_settings(
         sources = sources + [STRATEGIES_ENV]
     if env.get(STORE_ENV):
         values["store"], sources = env[STORE_ENV], sources + [STORE_ENV]
+    for key, name in LOOP_ENV.items():
+        if env.get(name):
+            values[key], sources = env[name], sources + [name]
     where = " + ".join(sources) or "defaults"
     strategies = _strategies(values.get("strategies", [DEFAULT_STRATEGY]), where)
     return NightlySettings(
@@ -62,6 +76,7 @@ def load_settings(
         store=_absolute(values.get("store", str(DEFAULT_STORE)), "store", where),
         cron=_cron(values.get("cron", "0 2 * * *"), where),
         timezone=_timezone(values.get("timezone", "Asia/Dubai"), where),
+        **_loop(values, where),
         source=where,
     )
 
@@ -97,6 +112,42 @@ def _absolute(value: object, key: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SettingsError(f"{where}: {key} must be a non-empty path string, got {value!r}")
     return str(Path(value).expanduser().absolute())
+
+
+def _loop(values: dict, where: str) -> dict:
+    """drop, history (absolute paths or None) and notify; a drop folder needs a history."""
+    out = {
+        key: None if values.get(key) is None else _absolute(values[key], key, where)
+        for key in ("drop", "history")
+    }
+    if out["drop"] and not out["history"]:
+        raise SettingsError(
+            f"{where}: drop is set but history is not; set history to the tick-history folder "
+            'the drop folder is ingested into, e.g. history = "data/history"'
+        )
+    return out | {"notify": _notify_url(values.get("notify"), where)}
+
+
+def _notify_url(value: object, where: str) -> str | None:
+    """None, an http(s) webhook, or a URL apprise understands (json://, mailto://, ...)."""
+    if value is None or value == "":
+        return None
+    scheme = value.split("://", 1)[0].lower() if isinstance(value, str) else ""
+    if not isinstance(value, str) or "://" not in value:
+        raise SettingsError(
+            f'{where}: notify must be a URL such as "json://host:port/path" (apprise) or '
+            f'"https://host/hook", got {value!r}'
+        )
+    if scheme in ("http", "https"):
+        return value
+    import apprise
+
+    if not apprise.Apprise().add(value):
+        raise SettingsError(
+            f"{where}: notify URL scheme {scheme + '://'!r} is not one apprise knows; see "
+            "https://github.com/caronc/apprise/wiki, or use an http(s):// webhook"
+        )
+    return value
 
 
 def _strategies(value: object, where: str) -> tuple[str, ...]:

@@ -1,13 +1,15 @@
 """The one entry point to tick data: open a source, pick securities, load one security as Events.
 
-Owns `open_data` (an .xlsx workbook through its Parquet cache, a folder of .parquet files, or one
-.parquet file), `DataSource.load`, and `normalise`, the row normalisation of SPEC §1.3. Loading is
-columnar (pyarrow + numpy, no per-row Python) because every backtest task starts with it.
+Owns `open_data` (an .xlsx workbook through its Parquet cache, a folder of .parquet files, one
+.parquet file, or a tick history of `engine.data.days`), `DataSource.load`, and `normalise`, the
+row normalisation of SPEC §1.3. Loading is columnar (pyarrow + numpy, no per-row Python) because
+every backtest task starts with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import hashlib
 from collections.abc import Callable, Sequence
@@ -24,6 +26,14 @@ import pyarrow.parquet as pq
 from engine import settings
 from engine.data import remote, rules
 from engine.data.columns import NAT, as_table, kinds, map_columns, timestamp_ns
+from engine.data.days import (
+    DayFile,
+    history_hash,
+    is_history,
+    read_days,
+    read_index,
+    read_marker,
+)
 from engine.data.parquet import (
     SheetEntry,
     default_cache_dir,
@@ -54,11 +64,23 @@ class DataSource:
     """An opened tick-data source: its securities, a content hash, and `load` per security."""
 
     path: Path
-    kind: str  # "xlsx" | "parquet-dir" | "parquet-file"
-    securities: tuple[str, ...]  # in workbook / sorted file order
-    content_hash: str  # sha256 of the workbook, or of the Parquet files (name order) combined
+    kind: str  # "xlsx" | "parquet-dir" | "parquet-file" | "history"
+    securities: tuple[str, ...]  # in workbook / sorted file / first-ingested order
+    # sha256 of the workbook, of the Parquet files (name order) combined, or of the day hashes
+    content_hash: str
     _files: dict[str, Path] = field(default_factory=dict, repr=False, compare=False)
     _sheets: dict[str, SheetEntry] = field(default_factory=dict, repr=False, compare=False)
+    _days: dict[str, tuple[DayFile, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _broken: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def day_hashes(self) -> dict[tuple[str, dt.date], str]:
+        """(security, date) -> content hash of each stored day a history run uses; empty for
+        other kinds of data (they have no per-day hashes)."""
+        return {
+            (security, day.date): day.content_hash
+            for security, days in self._days.items()
+            for day in days
+        }
 
     def load(self, security: str) -> tuple[Events, RowCounts]:
         """One security's rows after SPEC §1.3, with its row counts; raises InputError."""
@@ -66,6 +88,12 @@ class DataSource:
             raise _unknown_security(security, self.securities, self.path)
         if self.kind == "xlsx":
             events, counts, where = self._load_sheet(self._sheets[security])
+        elif self.kind == "history":
+            if security in self._broken:
+                raise InputError(self._broken[security])
+            where = f"history {self.path} (security {security})"
+            table = read_days(self._days[security])
+            events, counts = _normalise(table, where, lambda k: f"row {k} (0-based, date order)")
         else:
             where = f"file {self._files[security]} (security {security})"
             table = _read_parquet(self._files[security])
@@ -119,9 +147,9 @@ def open_data(
     max_sheets: int | None = None,
     cache_dir: str | Path | None = None,
 ) -> DataSource:
-    """Open a workbook (through its Parquet cache under `cache_dir`, default
-    $MMFLOW_PARQUET_CACHE or ~/.cache/mmflow/parquet), a folder of .parquet files, or one file.
-    `path` and `cache_dir` may be URLs (`file://`, `s3://`, ...; see `engine.data.remote`)."""
+    """Open a workbook (through its Parquet cache under `cache_dir`, default $MMFLOW_PARQUET_CACHE
+    or ~/.cache/mmflow/parquet), a folder of .parquet files, one file, or a tick history (days in
+    date order). `path`, `cache_dir` may be URLs (`file://`, `s3://`, ...: engine.data.remote)."""
     cache_url = str(cache_dir) if remote.is_url(str(cache_dir or "")) else None
     if cache_dir is None and remote.is_url(settings.parquet_cache_setting() or ""):
         cache_url = settings.parquet_cache_setting()
@@ -134,6 +162,8 @@ def open_data(
         raise InputError(
             f"{path} not found: pass an .xlsx workbook, a folder of .parquet files or one .parquet file"
         )
+    if is_history(path):  # a folder with history.json
+        return _open_history(path, securities, max_sheets)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".parquet" and p.is_file())
         if not files:
@@ -208,6 +238,21 @@ def _open_workbook_source(
     files = {s: entry_file(e, manifest.cache_dir) for s, e in entries.items()}
     files = {s: file for s, file in files.items() if file is not None}
     return DataSource(path, "xlsx", chosen, manifest.content_hash, files, entries)
+
+
+def _open_history(
+    path: Path, securities: Sequence[str] | None, max_sheets: int | None
+) -> DataSource:
+    """A DataSource over a tick history: the securities with stored days; the data hash is the
+    hash of the day hashes of the chosen securities."""
+    index, broken = read_index(path)
+    available = tuple(s for s in read_marker(path).securities if s in index or s in broken)
+    if not available:
+        raise InputError(f"history {path} holds no days yet; ingest a drop folder (mmflow ingest)")
+    chosen = _select(available, securities, max_sheets, path)
+    days = {s: index[s] for s in chosen if s in index}
+    errors = {s: broken[s] for s in chosen if s in broken}
+    return DataSource(path, "history", chosen, history_hash(days), _days=days, _broken=errors)
 
 
 def _sheet_key(sheet: str) -> str:

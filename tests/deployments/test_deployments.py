@@ -111,6 +111,47 @@ def test_bad_settings_fail_with_the_file_the_key_and_what_to_do(tmp_path, body, 
     assert message in str(error.value)
 
 
+def test_the_nightly_loop_settings_from_the_file_and_the_environment(tmp_path):
+    path = write_settings(
+        tmp_path,
+        '[nightly]\ndrop = "in"\nhistory = "ticks"\nnotify = "json://127.0.0.1:8080/mmflow"',
+    )
+    settings = load_settings(path, environ={})
+    assert (settings.drop, settings.history) == (str(Path("in").absolute()),
+                                                 str(Path("ticks").absolute()))  # fmt: skip
+    assert settings.notify == "json://127.0.0.1:8080/mmflow"
+    nightly = by_name(build_deployments(settings))[NIGHTLY]
+    assert nightly.parameters["drop"] == settings.drop
+    assert nightly.parameters["notify"] == settings.notify
+    settings = load_settings(
+        path,
+        environ={
+            "MMFLOW_NIGHTLY_DROP": "/srv/drop",
+            "MMFLOW_NIGHTLY_HISTORY": "/srv/history",
+            "MMFLOW_NIGHTLY_NOTIFY": "https://hooks.example/mmflow",
+        },
+    )
+    assert (settings.drop, settings.history) == ("/srv/drop", "/srv/history")
+    assert settings.notify == "https://hooks.example/mmflow"
+    assert "MMFLOW_NIGHTLY_NOTIFY" in settings.source
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[nightly]\ndrop = "in"', "drop is set but history is not"),
+        ('[nightly]\nnotify = "alerts@example.com"', "notify must be a URL"),
+        ('[nightly]\nnotify = "nonsense://x"', "'nonsense://' is not one apprise knows"),
+        ("[nightly]\nhistory = 3", "history must be a non-empty path string"),
+        ('[nightly]\nhistroy = "h"', "Did you mean 'history'?"),
+    ],
+)
+def test_bad_nightly_loop_settings_say_what_to_change(tmp_path, body, message):
+    with pytest.raises(SettingsError, match=r"nightly\.toml") as error:
+        load_settings(write_settings(tmp_path, body), environ={})
+    assert message in str(error.value)
+
+
 def test_a_missing_settings_file_named_by_the_environment_is_an_error(tmp_path):
     with pytest.raises(SettingsError, match="MMFLOW_NIGHTLY_SETTINGS"):
         load_settings(environ={"MMFLOW_NIGHTLY_SETTINGS": str(tmp_path / "nope.toml")})
@@ -128,7 +169,14 @@ def test_deployments_have_their_names_schedules_parameters_and_concurrency(tmp_p
     [schedule] = nightly.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 * * *", "Asia/Dubai")
     assert schedule.active
-    assert nightly.parameters == {"data": data, "strategies": STRATEGIES, "store": store}
+    assert nightly.parameters == {
+        "data": data,
+        "strategies": STRATEGIES,
+        "store": store,
+        "drop": None,  # no nightly loop configured: the nightly run backtests `data`
+        "history": None,
+        "notify": None,
+    }
     assert nightly.entrypoint == "flows.nightly.nightly"  # runs import it from any directory
 
     assert deployments[BACKTEST].parameters == {
@@ -240,7 +288,7 @@ def test_a_failing_strategy_fails_the_nightly_run_with_a_row_per_strategy(tmp_pa
     )
     assert state.is_failed()
     assert state.message == f"2 of 2 strategies failed: {STRATEGIES}"
-    report = state.data
+    report = state.result(raise_on_failure=False)  # Failed(data=report): the report
     assert [row["strategy"] for row in report["runs"]] == STRATEGIES
     assert all("missing.xlsx" in row["error"] for row in report["runs"]), report
 
