@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_STORE = Path("data") / "mmflow.duckdb"
 DEFAULT_DATA = Path("data") / "sample.xlsx"
+DEFAULT_HISTORY = Path("data") / "history"  # the tick history `mmflow ingest` writes by default
 DEFAULT_STRATEGY = "v2_price_follow_qty_cooldown"
 DEFAULT_MAX_SHEET_CELLS = 50_000_000  # ~1.6 GB in the reader; Excel's 1,048,576 rows x 47 columns
 DEFAULT_STRATEGIES = ("v2_price_follow_qty_cooldown", "v2_1_stop_loss")  # of a sweep
@@ -28,6 +29,7 @@ VARIABLES = {
     "MMFLOW_WORKERS": "worker processes of the local Dask cluster (default: one per core)",
     "MMFLOW_DASK_ADDRESS": "an existing Dask scheduler, e.g. tcp://10.0.0.5:8786",
     "MMFLOW_TASK_RUNNER": "`threads` swaps Dask for Prefect's thread pool (tests, debugging)",
+    "MMFLOW_NO_SERVER": "`1` ignores a running `mmflow server` and its cluster (as --no-server)",
     "MMFLOW_CACHE_DIR": "mmflow's cache folder: kernels, Parquet files (default ~/.cache/mmflow)",
     "MMFLOW_PARQUET_CACHE": "the Parquet cache of workbooks, a path or a URL such as "
     "s3://bucket/cache (default <MMFLOW_CACHE_DIR>/parquet)",
@@ -35,6 +37,9 @@ VARIABLES = {
     "MMFLOW_NIGHTLY_SETTINGS": "the nightly settings file (default deployments/nightly.toml)",
     "MMFLOW_NIGHTLY_DATA": "the data the nightly deployment backtests",
     "MMFLOW_NIGHTLY_STRATEGIES": "comma-separated strategies of the nightly deployment",
+    "MMFLOW_NIGHTLY_DROP": "the drop folder the nightly run ingests (needs a history)",
+    "MMFLOW_NIGHTLY_HISTORY": "the tick history the nightly run ingests into and backtests",
+    "MMFLOW_NIGHTLY_NOTIFY": "where nightly alarms go: an apprise URL (json://, mailto://, ...) or http(s)://",
 }
 
 
@@ -65,6 +70,16 @@ def dask_address(given: str | None = None, environ=None) -> str | None:
 def task_runner_kind(environ=None) -> str:
     """`dask` (default) or `threads` ($MMFLOW_TASK_RUNNER)."""
     return _env(environ).get("MMFLOW_TASK_RUNNER") or "dask"
+
+
+def no_server(environ=None) -> bool:
+    """Whether to ignore the recorded `mmflow server` ($MMFLOW_NO_SERVER=1, set by --no-server)."""
+    return _env(environ).get("MMFLOW_NO_SERVER", "").strip().lower() in ("1", "true", "yes")
+
+
+def server_file(environ=None) -> Path:
+    """Where `mmflow server` records its Prefect API and Dask scheduler (in cache_dir())."""
+    return cache_dir(environ) / "server.json"
 
 
 def cache_dir(environ=None) -> Path:

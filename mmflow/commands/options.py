@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 DATA_HELP = (
     "an .xlsx workbook, a folder of .parquet files, or one .parquet file; a path or a URL "
@@ -62,12 +63,50 @@ def add_store(parser: argparse.ArgumentParser, *, writes: bool = False) -> None:
         )
 
 
+class _NoServer(argparse.Action):
+    """--no-server: sets MMFLOW_NO_SERVER=1 in this process, where the flow runs and
+    flows/runtime.py reads it (a flag, so no flow parameter has to carry it)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        os.environ["MMFLOW_NO_SERVER"] = "1"
+        setattr(namespace, self.dest, True)
+
+
 def add_cluster(parser: argparse.ArgumentParser) -> None:
-    """--dask-address, --workers."""
+    """--dask-address, --workers, --no-server."""
     parser.add_argument(
         "--dask-address",
-        help="existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster; also $MMFLOW_DASK_ADDRESS)",
+        help="existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: the cluster of a "
+        "running `mmflow server`, else a local one; also $MMFLOW_DASK_ADDRESS)",
     )
     parser.add_argument(
-        "--workers", type=int, help="local cluster worker processes (default: one per core)"
+        "--workers",
+        type=int,
+        help="local cluster worker processes (default: one per core; `mmflow server --workers` "
+        "sizes its own cluster)",
+    )
+    parser.add_argument(
+        "--no-server",
+        action=_NoServer,
+        help="ignore a running `mmflow server`: a temporary Prefect server (unless "
+        "PREFECT_API_URL is set) and a local Dask cluster for this run (also MMFLOW_NO_SERVER=1)",
+    )
+
+
+def flow_inputs(args: argparse.Namespace) -> dict:
+    """The flow parameters of the shared options: input (add_input), store (add_store with
+    writes) and cluster (add_cluster)."""
+    return dict(
+        data=args.data,
+        config=args.config,
+        securities=args.securities,
+        max_sheets=args.max_sheets,
+        cache=args.cache,
+        store=args.store,
+        store_timeout=args.store_timeout,
+        dask_address=args.dask_address,
+        workers=args.workers,
     )
