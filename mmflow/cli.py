@@ -1,5 +1,6 @@
-"""The `mmflow` command line. Each sub-command lives in `mmflow/commands/<name>.py` and exposes
-`add_parser(subparsers)` and a handler `run(args) -> int`.
+"""The `mmflow` command line. Each sub-command lives in `mmflow/commands/<name>.py`: its docstring
+is its description, and it exposes `HELP` (one line), `add_arguments(parser)` and the handler
+`run(args) -> int` (or `add_parser(subparsers)` when it has sub-commands of its own).
 
 Building the parser imports only the command modules, which import nothing heavy at module level
 (no pandas, numpy, numba, duckdb, prefect or pyarrow): `mmflow --help` answers at once, and each
@@ -30,6 +31,8 @@ COMMANDS = (
     "serve",
     "store",
     "rerun",
+    "ingest",
+    "nightly",
 )
 
 
@@ -76,7 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"mmflow.commands.{name}").add_parser(subparsers)
+        module = importlib.import_module(f"mmflow.commands.{name}")
+        if hasattr(module, "add_parser"):  # a command with its own sub-commands
+            module.add_parser(subparsers)
+            continue
+        command = subparsers.add_parser(
+            name,
+            help=module.HELP,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
     for command in subparsers.choices.values():  # `mmflow run --debug` works too
         command.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS

@@ -16,13 +16,11 @@ def summary_view() -> list[str]:
     return [*KEY_FIGURES, "rows_kept", "status"]
 
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow backtest`."""
-    p = subparsers.add_parser(
-        "backtest",
-        help="run one strategy in-process, sequentially; write trade CSVs",
-        description=__doc__,
-    )
+HELP = "run one strategy in-process, sequentially; write trade CSVs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow backtest`."""
     p.add_argument(
         "--strategy", required=True, help="strategy name, e.g. v2_price_follow_qty_cooldown"
     )
@@ -31,7 +29,6 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out", required=True, help="folder for <SECURITY>_trades.csv and backtest_summary.csv"
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from engine.results.compare import Comparison
 
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow compare`."""
-    p = subparsers.add_parser(
-        "compare", help="compare stored runs or a sweep (tables, CSV)", description=__doc__
-    )
+HELP = "compare stored runs or a sweep (tables, CSV)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow compare`."""
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--sweep", dest="sweep_id", metavar="ID", help="every cell of a sweep")
@@ -35,7 +35,6 @@ def add_parser(subparsers) -> None:
         help="run as the Prefect `compare` flow and publish artifacts (starts a temporary "
         "server unless PREFECT_API_URL is set)",
     )
-    p.set_defaults(handler=run)
 
 
 def print_comparison(comparison: Comparison) -> None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 
+HELP = "convert a workbook to Parquet (SPEC §1.4 schema)"
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow convert`."""
-    p = subparsers.add_parser(
-        "convert", help="convert a workbook to Parquet (SPEC §1.4 schema)", description=__doc__
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow convert`."""
     p.add_argument("workbook", help="the .xlsx workbook")
     p.add_argument(
         "--out",
         help="output folder (default: the Parquet cache, $MMFLOW_PARQUET_CACHE or "
         "~/.cache/mmflow/parquet, in a folder named after the workbook's sha256)",
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,14 +27,11 @@ if TYPE_CHECKING:  # duckdb, pyarrow, pandas and rich load when the command runs
 ALL_CHUNK_ROWS = 10_000  # --all prints blocks of this many rows, so memory stays bounded
 
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow query`."""
-    p = subparsers.add_parser(
-        "query",
-        help="run a read-only SQL query on the results store",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+HELP = "run a read-only SQL query on the results store"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow query`."""
     p.add_argument("sql", help='one SQL statement, e.g. "SELECT * FROM v_run_summary LIMIT 5"')
     p.add_argument(
         "--limit",
@@ -60,7 +57,6 @@ def add_parser(subparsers) -> None:
         "(repeatable); no other file is readable",
     )
     add_store(p)
-    p.set_defaults(handler=run)
 
 
 def _positive(text: str) -> int:

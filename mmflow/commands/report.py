@@ -17,15 +17,11 @@ from pathlib import Path
 from mmflow.cli import UserError
 from mmflow.commands.options import add_store
 
+HELP = "write a self-contained HTML report of a stored run or sweep"
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow report`."""
-    p = subparsers.add_parser(
-        "report",
-        help="write a self-contained HTML report of a stored run or sweep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow report`."""
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the run to report on")
     which.add_argument("--latest", action="store_true", help="report on the newest stored run")
@@ -37,7 +33,6 @@ def add_parser(subparsers) -> None:
         help="where to write the report (default <store dir>/reports/run-<id>.html or sweep-<id>.html)",
     )
     add_store(p)
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,18 +9,16 @@ import argparse
 
 from mmflow.commands.options import add_store
 
+HELP = "recompute a stored run or sweep cell, with its trades"
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow rerun`."""
-    p = subparsers.add_parser(
-        "rerun", help="recompute a stored run or sweep cell, with its trades", description=__doc__
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow rerun`."""
     p.add_argument("run_id", metavar="RUN_ID", help="the run or sweep cell (see mmflow compare)")
     p.add_argument("--data", help="the data, when it has moved (its content must be the same)")
     p.add_argument("--out", help="also write <SECURITY>_trades.csv and backtest_summary.csv here")
     p.add_argument("--no-store", action="store_true", help="only write --out; leave the store")
     add_store(p)
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,21 +10,25 @@ from typing import TYPE_CHECKING
 from engine.params import parse_overrides
 from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.flowcall import call_flow
-from mmflow.commands.options import add_cluster, add_input, add_overrides, add_store
+from mmflow.commands.options import (
+    add_cluster,
+    add_input,
+    add_overrides,
+    add_store,
+    flow_inputs,
+)
 
 if TYPE_CHECKING:
     from engine.run import RunSummary
 
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow run`."""
+HELP = "run the backtest flow (Prefect + Dask) and store results in DuckDB"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow run`."""
     from engine.settings import DEFAULT_STRATEGY, default_data
 
-    p = subparsers.add_parser(
-        "run",
-        help="run the backtest flow (Prefect + Dask) and store results in DuckDB",
-        description=__doc__,
-    )
     p.add_argument(
         "--strategy", default=DEFAULT_STRATEGY, help=f"strategy name (default {DEFAULT_STRATEGY})"
     )
@@ -37,23 +41,11 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="also run in-process sequentially; print both wall times, the speed-up and parity",
     )
-    p.set_defaults(handler=run)
 
 
 def _flow_kwargs(args: argparse.Namespace) -> dict:
-    return dict(
-        data=args.data,
-        strategy=args.strategy,
-        config=args.config,
-        overrides=parse_overrides(args.overrides) or None,
-        securities=args.securities,
-        max_sheets=args.max_sheets,
-        cache=args.cache,
-        store=args.store,
-        dask_address=args.dask_address,
-        workers=args.workers,
-        store_timeout=args.store_timeout,
-    )
+    overrides = parse_overrides(args.overrides) or None
+    return dict(**flow_inputs(args), strategy=args.strategy, overrides=overrides)
 
 
 def run_flow(kwargs: dict) -> tuple[RunSummary, float]:

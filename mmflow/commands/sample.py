@@ -8,12 +8,11 @@ from pathlib import Path
 
 from engine.settings import DEFAULT_DATA
 
+HELP = "write a synthetic Bloomberg-layout workbook"
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow sample`."""
-    p = subparsers.add_parser(
-        "sample", help="write a synthetic Bloomberg-layout workbook", description=__doc__
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow sample`."""
     p.add_argument(
         "--out",
         help=f"where to write it (default: the bundled sample {DEFAULT_DATA}, only with --force)",
@@ -25,7 +24,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--days", type=int, default=3, help="trading days (default 3)")
     p.add_argument("--rows", type=int, default=20_000, help="rows per sheet (default 20,000)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,15 +17,11 @@ from pathlib import Path
 
 from mmflow.cli import UserError
 
+HELP = "serve the nightly and on-demand deployments to the Prefect server (Ctrl-C stops)"
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow serve`."""
-    p = subparsers.add_parser(
-        "serve",
-        help="serve the nightly and on-demand deployments to the Prefect server (Ctrl-C stops)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow serve`."""
     p.add_argument(
         "--settings",
         help="settings file (default $MMFLOW_NIGHTLY_SETTINGS or deployments/nightly.toml)",
@@ -35,7 +31,6 @@ def add_parser(subparsers) -> None:
         type=int,
         help="most flow runs this process runs at once, all deployments together (default: no limit)",
     )
-    p.set_defaults(handler=run)
 
 
 def api_url() -> str:

@@ -11,7 +11,7 @@ from engine.settings import DEFAULT_STRATEGIES
 from mmflow.cli import UserError
 from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.flowcall import call_flow
-from mmflow.commands.options import add_cluster, add_input, add_store
+from mmflow.commands.options import add_cluster, add_input, add_store, flow_inputs
 
 if TYPE_CHECKING:
     from engine.sweep import SweepSummary
@@ -23,13 +23,11 @@ SHOWN = ("trades", "total_pnl", "sharpe_ratio", "calmar_ratio", "max_drawdown", 
          "profit_factor")  # fmt: skip
 
 
-def add_parser(subparsers) -> None:
-    """Register `mmflow sweep`."""
-    p = subparsers.add_parser(
-        "sweep",
-        help="run strategies x parameter grid (Prefect + Dask); resume skips stored cells",
-        description=__doc__,
-    )
+HELP = "run strategies x parameter grid (Prefect + Dask); resume skips stored cells"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mmflow sweep`."""
     p.add_argument(
         "--strategies",
         nargs="+",
@@ -75,7 +73,6 @@ def add_parser(subparsers) -> None:
         help="the leaderboard's order (default total_pnl; max_drawdown ranks the shallowest first)",
     )
     p.add_argument("--csv", metavar="FILE", help="write every cell's row to FILE")
-    p.set_defaults(handler=run)
 
 
 def flow_kwargs(args: argparse.Namespace) -> dict:
@@ -89,22 +86,9 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
     if args.top < 0:
         raise UserError(f"--top must be >= 0, got {args.top}")
     check_flow_arguments(args, args.strategies, None)
-    return dict(
-        data=args.data,
-        strategies=list(args.strategies),
-        grid={k: list(v) for k, v in grid.items()},
-        config=args.config,
-        securities=args.securities,
-        max_sheets=args.max_sheets,
-        cache=args.cache,
-        store=args.store,
-        dask_address=args.dask_address,
-        workers=args.workers,
-        store_timeout=args.store_timeout,
-        fresh=args.fresh,
-        batch_cells=args.batch_cells,
-        trades=args.trades,
-    )
+    grid_values = {k: list(v) for k, v in grid.items()}
+    return dict(**flow_inputs(args), strategies=list(args.strategies), grid=grid_values,
+                fresh=args.fresh, batch_cells=args.batch_cells, trades=args.trades)  # fmt: skip
 
 
 def run_flow(kwargs: dict, finish=None) -> SweepSummary:
