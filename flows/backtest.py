@@ -12,7 +12,7 @@ from prefect.states import Failed
 
 from engine import settings
 from engine.params import load_config, resolve_params
-from engine.results.compare import rounded
+from engine.results.compare import FIGURE_BASIS, rounded
 from engine.results.report import headline
 from engine.run import Run, RunSummary
 from engine.sim import strategies
@@ -34,7 +34,9 @@ def publish_artifacts(run: Run, report) -> None:
     flow run in the UI; rendered from the run in memory."""
     rows = [rounded({k: r.summary[k] for k in KEY_FIGURES}) for r in run.results]
     create_table_artifact(
-        key="backtest-summary", table=rows, description=f"Run {run.run_id}: per-security results"
+        key="backtest-summary",
+        table=rows,
+        description=f"Run {run.run_id}: per-security results. {FIGURE_BASIS}",
     )
     lines = [headline(run, report)]
     if run.failures:

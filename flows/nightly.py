@@ -18,6 +18,7 @@ from prefect.states import Failed
 
 from engine import settings
 from engine.data.days import read_marker
+from engine.results.compare import FIGURE_BASIS
 from engine.results.diff import StrategyNight, render_night, status_counts
 from engine.results.store.catalog import now
 from engine.run import RunSummary, new_run_id
@@ -221,7 +222,9 @@ def _publish(night, source, history, store, ingested, rows, nights, problems, no
         key="nightly-diff", markdown=markdown, description=f"Nightly {night['night_id']}"
     )
     create_table_artifact(
-        key="nightly-summary", table=rows, description=f"Nightly backtests of {source}"
+        key="nightly-summary",
+        table=rows,
+        description=f"Nightly backtests of {source}. {FIGURE_BASIS}",
     )
     get_run_logger().info("night %s: %d problem(s); %s", night["night_id"], len(problems), notified)
     report = dict(

@@ -28,7 +28,7 @@ from engine.data.source import DataSource
 from engine.lineage import code_version
 from engine.params import load_config
 from engine.rerun import rerun
-from engine.results.compare import parameters_label, rounded
+from engine.results.compare import FIGURE_BASIS, parameters_label, rounded
 from engine.results.store import read_sweep_cells
 from engine.run import Run
 from engine.sweep import (
@@ -231,7 +231,7 @@ def sweep(
     )  # fmt: skip
     liveness.hand_over(summary)  # stored: a command whose server is lost may finish now
     create_table_artifact(key="sweep-summary", table=[rounded(r) for r in table],
-                          description=f"Sweep {sid}: portfolio figures per cell")  # fmt: skip
+                          description=f"Sweep {sid}: portfolio figures per cell. {FIGURE_BASIS}")  # fmt: skip
     report = report_or_none(write_sweep_report, target, sid)
     summary = dataclasses.replace(summary, report=str(report) if report else None)
     if tasks and not any(t["ok"] for t in tasks):

@@ -47,7 +47,8 @@ def portfolio_line(portfolio, securities_ok: int, securities_failed: int) -> str
         f"unrealized P&L={fmt(portfolio.unrealized_pnl)}  total P&L={fmt(portfolio.total_pnl)}  "
         f"Sharpe={fmt(portfolio.sharpe_ratio)} ({basis})  "
         f"max drawdown={fmt(portfolio.max_drawdown)} ({fmt(portfolio.max_drawdown_pct)}% of the "
-        "peak realized P&L, SPEC §5.3)"
+        f"peak; on the combined daily realized curve over {portfolio.days} days, so intraday dips "
+        "a security's per-fill drawdown shows can net out here; SPEC §5.3)"
     )
 
 

@@ -214,6 +214,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# What every table artifact says about its figures (issue: every figure states its basis).
+FIGURE_BASIS = (
+    "Sharpe ratios are daily (mean/std of daily realized P&L x sqrt 252); drawdowns are on the "
+    "realized curve (per fill for a security, daily for a portfolio), drawdown % of its running "
+    "peak (SPEC §5.3); under 20 days they are indicative only. Numbers rounded to 2 decimals."
+)
+
+
 def rounded(row: dict[str, Any], digits: int = 2) -> dict[str, Any]:
     """A row for a table artifact: floats rounded to `digits` (NaN as None)."""
     return {

@@ -249,8 +249,8 @@ def failures_of(store: str, run_id: str) -> dict[str, dict]:
     return {row.pop("security"): row for row in frame.to_dict("records")}
 
 
-def report_artifact(flow_run_id) -> str:
-    """The markdown of the flow run's `backtest-report` artifact."""
+def report_artifact(flow_run_id, key: str = "backtest-report", field: str = "data") -> str:
+    """The markdown (or another field) of one of the flow run's artifacts."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -261,12 +261,12 @@ def report_artifact(flow_run_id) -> str:
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["backtest-report"]),
+                key=ArtifactFilterKey(any_=[key]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
     assert len(artifacts) == 1
-    return artifacts[0].data
+    return getattr(artifacts[0], field)
 
 
 def run_counts(flow_run_id) -> dict[str, int]:
@@ -382,6 +382,10 @@ def test_retried_and_failed_securities(
     assert "2 ok, 2 failed" in report
     assert "| PARKIN | 3 | OSError: injected: PARKIN is never readable |" in report
     assert "| BROKEN | 1 | InputError:" in report
+    # Every figure says its basis, in the table artifact too; its numbers are rounded.
+    table = report_artifact(state.state_details.flow_run_id, "backtest-summary", "description")
+    assert "Sharpe ratios are daily" in table and "indicative only" in table
+    assert "daily, over" in report  # the headline's Sharpe states its basis
 
 
 def test_flow_fails_when_no_security_succeeds(threads, tmp_path):
