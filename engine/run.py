@@ -22,6 +22,18 @@ from engine.results.analytics_portfolio import portfolio_figures
 from engine.types import KEY_FIGURES, Failure, SecurityResult
 
 STATUSES = ("completed", "partial", "failed")
+# The Portfolio's SPEC §5.3 figures, in the order tables show and store them.
+PORTFOLIO_FIGURES = (
+    "realized_pnl",
+    "unrealized_pnl",
+    "total_pnl",
+    "sharpe_ratio",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "calmar_ratio",
+    "win_rate",
+    "profit_factor",
+)
 KINDS = ("backtest", "sweep")
 
 

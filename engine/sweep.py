@@ -28,6 +28,7 @@ from engine.params import (
     resolve_params,
 )
 from engine.results.summary import event_facts, summarise
+from engine.run import PORTFOLIO_FIGURES
 from engine.settings import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES  # noqa: F401 - re-exported
 from engine.sim import strategies
 from engine.sim.backtest import simulate
@@ -243,17 +244,7 @@ def auto_batch_cells(cells: int, securities: int, workers: int) -> int:
 
 
 # A cell's portfolio figures in the sweep's table (engine.run.Portfolio attributes).
-CELL_FIGURES = (
-    "trades",
-    "realized_pnl",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "calmar_ratio",
-    "win_rate",
-    "profit_factor",
-)
+CELL_FIGURES = ("trades", *PORTFOLIO_FIGURES)
 TRADES_POLICIES = ("auto", "none", "best", "all")
 BEST_CELLS = 3  # cells whose trades `best` (and `auto` on big grids) stores
 AUTO_ALL_TRADES = 16  # `auto` stores every cell's trades up to this many cells

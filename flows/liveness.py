@@ -59,7 +59,10 @@ def handed_over():
     return _HANDED_OVER[0] if _HANDED_OVER else None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,7 +84,7 @@ def reconcile() -> list[str]:
         except (OSError, ValueError):
             record.unlink(missing_ok=True)
             continue
-        if entry.get("host") == host and not _alive(int(entry.get("pid", 0))):
+        if entry.get("host") == host and not alive(int(entry.get("pid", 0))):
             dead.append((record, entry))
     crashed = []
     for record, entry in dead:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from engine import settings
+from flows.liveness import alive
 
 # Settings that suit a 2-core machine, applied before Prefect is imported (facts §2).
 PREFECT_DEFAULTS = {
@@ -54,7 +55,7 @@ class ServerRecord:
 
     def alive(self, *names: str) -> bool:
         """Whether the named recorded processes all still exist on this machine."""
-        return all(_alive(self.pids.get(name, 0)) for name in names)
+        return all(alive(self.pids.get(name, 0)) for name in names)
 
 
 def write_server_record(record: ServerRecord, path: Path | None = None) -> Path:
@@ -147,17 +148,6 @@ def _same_api(a: str | None, b: str | None) -> bool:
 
     return bool(a) and norm(a) == norm(b)
 
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 def _warn(message: str) -> None:

@@ -18,7 +18,7 @@ from engine.results import metrics
 from engine.results.store.analytics_tables import read_analytics
 from engine.results.store.connection import StoreError, _aware_utc, connect
 from engine.results.store.writer import PORTFOLIO_FIELDS
-from engine.run import Portfolio, Run
+from engine.run import PORTFOLIO_FIGURES, Portfolio, Run
 from engine.types import (
     DAILY_ANALYTICS_COLUMNS,
     DAILY_COLUMNS,
@@ -32,24 +32,8 @@ from engine.types import (
 _LIST_RUNS = "list runs with `SELECT * FROM v_run_summary`"
 # What read_sweep_cells returns per stored cell.
 SWEEP_CELL_COLUMNS = (
-    "run_id",
-    "strategy",
-    "config_hash",
-    "params",
-    "status",
-    "retryable_failures",
-    "securities_ok",
-    "securities_failed",
-    "trades",
-    "realized_pnl",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "win_rate",
-    "profit_factor",
-    "calmar_ratio",
-    "trades_stored",
+    *("run_id", "strategy", "config_hash", "params", "status", "retryable_failures"),
+    *("securities_ok", "securities_failed", "trades", *PORTFOLIO_FIGURES, "trades_stored"),
 )
 
 
@@ -201,15 +185,15 @@ def read_sweep_cells(path: str | Path, sweep_id: str) -> pd.DataFrame:
         return pd.DataFrame(columns=list(SWEEP_CELL_COLUMNS))
     sql = """SELECT r.run_id, r.strategy, r.config_hash, CAST(r.params AS VARCHAR) AS params,
                     r.status, COALESCE(f.retryable_failures, 0) AS retryable_failures,
-                    r.securities_ok, r.securities_failed, r.trades, r.realized_pnl, r.total_pnl,
-                    r.sharpe_ratio, r.max_drawdown, r.max_drawdown_pct, r.win_rate,
-                    r.profit_factor, r.calmar_ratio,
+                    r.securities_ok, r.securities_failed, r.trades, {figures},
                     EXISTS (SELECT 1 FROM trades t WHERE t.run_id = r.run_id) AS trades_stored
              FROM runs r LEFT JOIN (
                  SELECT run_id, CAST(count(*) AS BIGINT) AS retryable_failures FROM failures
                  WHERE error_type <> 'InputError' GROUP BY run_id) f USING (run_id)
              WHERE r.kind = 'sweep' AND r.sweep_id = ?
-             ORDER BY r.finished_at, r.run_id"""
+             ORDER BY r.finished_at, r.run_id""".format(
+        figures=", ".join(f"r.{name}" for name in PORTFOLIO_FIGURES)
+    )
     with connect(path, read_only=True, retries=3) as con:
         return con.sql(sql, params=[sweep_id]).df()[list(SWEEP_CELL_COLUMNS)]
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 from engine.results.analytics_portfolio import PORTFOLIO_ANALYTICS
 from engine.results.store.analytics_tables import ANALYTICS_TABLES, analytics_tables
 from engine.results.store.connection import StoreError, _naive_utc, _rollback, connect
-from engine.run import Run
+from engine.run import PORTFOLIO_FIGURES, Run
 from engine.types import (
     DAILY_ANALYTICS_COLUMNS,
     DAILY_COLUMNS,
@@ -32,18 +32,7 @@ from engine.types import (
 
 RUN_TABLES = ("runs", "security_results", "trades", "daily_pnl", "failures", *ANALYTICS_TABLES)
 # The Portfolio figures stored in `runs` (NULL when NaN); `days` is recomputed from daily_pnl.
-PORTFOLIO_FIELDS = (
-    "realized_pnl",
-    "unrealized_pnl",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "calmar_ratio",
-    "win_rate",
-    "profit_factor",
-    *PORTFOLIO_ANALYTICS,  # ANALYTICS.md, pooled (m006_analytics)
-)
+PORTFOLIO_FIELDS = (*PORTFOLIO_FIGURES, *PORTFOLIO_ANALYTICS)  # analytics pooled (m006)
 LINEAGE_FIELDS = (
     "run_id",
     "sweep_id",
