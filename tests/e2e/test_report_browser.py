@@ -90,7 +90,7 @@ def test_run_report_renders_every_figure_without_errors(browser, partial_run, st
     errors, remote, figures, svgs = render(browser, report, screenshot)
     assert errors == []
     assert remote == []
-    assert figures == 3  # the portfolio and one per security
+    assert figures == 4  # the portfolio, its fill quality panel and one per security
     assert svgs >= figures
     assert screenshot.stat().st_size > 50_000
 
