@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from engine.results.compare import format_value
+from engine.results.format import format_value
 
 # Wide enough for the summary tables when output goes to a file or CI log (rich assumes 80).
 console = Console(stderr=False, width=None if Console().is_terminal else 160)

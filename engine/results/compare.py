@@ -12,7 +12,6 @@ per-security pivot holds each security's `total_pnl`, so a run's column sums to 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from engine.params import format_param
+from engine.results.format import format_value, plain, rounded  # noqa: F401 - re-exported
 from engine.results.store import StoreError, connect
 
 # A run's portfolio figures, as compared across strategies and parameters; the fill quality
@@ -202,16 +202,8 @@ def records(frame: pd.DataFrame, index: str | None = None) -> list[dict[str, Any
         frame = frame.reset_index(names=index)
     out = []
     for row in frame.to_dict(orient="records"):
-        out.append({str(k): _plain(v) for k, v in row.items()})
+        out.append({str(k): plain(v) for k, v in row.items()})
     return out
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 # What every table artifact says about its figures (issue: every figure states its basis).
@@ -220,28 +212,6 @@ FIGURE_BASIS = (
     "realized curve (per fill for a security, daily for a portfolio), drawdown % of its running "
     "peak (SPEC §5.3); under 20 days they are indicative only. Numbers rounded to 2 decimals."
 )
-
-
-def rounded(row: dict[str, Any], digits: int = 2) -> dict[str, Any]:
-    """A row for a table artifact: floats rounded to `digits` (NaN as None)."""
-    return {
-        k: (round(v, digits) if isinstance(v, float) else v)
-        for k, v in ((k, _plain(v)) for k, v in row.items())
-    }
-
-
-def format_value(value: Any) -> str:
-    """A value for people: thousands separators, 2 decimals for floats; blank when missing."""
-    value = _plain(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
 
 
 def _cell(value: Any) -> str:

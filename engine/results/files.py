@@ -9,6 +9,7 @@ data leaves `DIR`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -51,11 +52,20 @@ def write_outputs(run: Run, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stems = unique_stems(result.security for result in run.results)
-    for result in run.results:
-        write_trades_csv(result, inside(out_dir, f"{stems[result.security]}_trades.csv"))
+    # Two threads: formatting is mostly pyarrow casts and file writes, which release the GIL.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = [
+            pool.submit(write, result, inside(out_dir, f"{stems[result.security]}_{kind}.csv"))
+            for result in run.results
+            for kind, write in (("trades", write_trades_csv), ("fills", write_fills_csv))
+            if kind == "trades" or result.fill_analytics is not None
+        ]
+        for future in done:
+            future.result()
     summary = summary_frame(run.results, run.failures)
     summary.to_csv(inside(out_dir, "backtest_summary.csv"), index=False, lineterminator="\n")
-    write_analytics(run, out_dir, stems)
+    frame = analytics_frame(run.results)
+    frame.to_csv(inside(out_dir, "analytics_summary.csv"), index=False, lineterminator="\n")
     return out_dir / "backtest_summary.csv"
 
 
@@ -72,10 +82,3 @@ def analytics_frame(results: Sequence[SecurityResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(ANALYTICS_COLUMNS))
 
 
-def write_analytics(run: Run, out_dir: Path, stems: dict[str, str]) -> None:
-    """Every security's `<stem>_fills.csv` (when its fills were kept) and `analytics_summary.csv`."""
-    for result in run.results:
-        if result.fill_analytics is not None:
-            write_fills_csv(result, inside(out_dir, f"{stems[result.security]}_fills.csv"))
-    frame = analytics_frame(run.results)
-    frame.to_csv(inside(out_dir, "analytics_summary.csv"), index=False, lineterminator="\n")
