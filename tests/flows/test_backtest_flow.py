@@ -455,14 +455,17 @@ def test_worker_killed_on_every_try_fails_that_security_only(
     assert failed["MODON"]["attempts"] == 2
     assert "workers died" in failed["MODON"]["message"]
     assert_same_as_sequential(summary, sequential(strategy), securities=["SPINNEYS"])
-    # The task run whose workers died ends Crashed in the UI, not Pending or Running.
+    # No task run of the flow is left Pending or Running in the UI: the one whose workers died
+    # ends Crashed (when its worker reported it at all before dying).
     flow_run_id = read_run(summary.store, summary.run_id).flow_run_id
     for _ in range(100):  # task states reach the API as events, a moment later
         states = task_states(flow_run_id)
-        if states.get("backtest-MODON") and states["backtest-MODON"].is_final():
+        if states and all(state.is_final() for state in states.values()):
             break
         time.sleep(0.1)
-    assert states["backtest-MODON"].is_crashed(), states
+    assert all(state.is_final() for state in states.values()), states
+    if "backtest-MODON" in states:
+        assert states["backtest-MODON"].is_crashed(), states
     assert states["backtest-SPINNEYS"].is_completed()
 
 
