@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,7 +44,7 @@ from engine.data.days import (
 )
 from engine.data.drop import DropFile, drop_files, read_drop_file
 from engine.data.errors import InputError
-from engine.data.parquet import file_sha256
+from engine.data.parquet import _locked, file_sha256  # one exclusive-lock helper
 from engine.paths import MAX_STEM, safe_stem
 from engine.results.store.catalog import (
     HistoryState,
@@ -54,11 +54,6 @@ from engine.results.store.catalog import (
     record_file,
 )
 from engine.results.store.connection import connect
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Linux
-    fcntl = None
 
 Hold = Callable[[], AbstractContextManager]
 LEASE_SECONDS = 2.0  # longest a run of consecutive files keeps the store (then other writers go)
@@ -339,17 +334,3 @@ def _stem(root: Path, marker: Marker, security: str) -> tuple[Marker, str]:
     marker = Marker(marker.history_id, {**marker.securities, security: stem})
     write_marker(root, marker)
     return marker, stem
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """One ingest at a time per history (an exclusive lock on `<history>/.lock`)."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(root / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
