@@ -223,6 +223,13 @@ def create_store_limit(api: str) -> None:
     """Create the one-slot global concurrency limit every store write takes, if missing."""
     from engine.settings import STORE_CONCURRENCY_LIMIT
 
+    try:  # read first: a POST of an existing name makes the server log a traceback
+        urllib.request.urlopen(
+            f"{api}/v2/concurrency_limits/{STORE_CONCURRENCY_LIMIT}", timeout=10
+        ).close()
+        return
+    except (urllib.error.HTTPError, OSError):
+        pass  # 404: missing; anything else: the POST below says what is wrong
     body = json.dumps({"name": STORE_CONCURRENCY_LIMIT, "limit": 1}).encode()
     request = urllib.request.Request(
         f"{api}/v2/concurrency_limits/",
