@@ -219,7 +219,7 @@ def run_cells(
         for c in cells
     ]
     events, counts = source.load(security)
-    facts = event_facts(events)
+    facts = event_facts(events, with_market=True)
     return [
         summarise(
             security,

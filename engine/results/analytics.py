@@ -68,17 +68,36 @@ class Dates:
     final_mid: float  # the last defined mid at or before the last row of all
 
 
-def market_marks(events: Events, rows: np.ndarray) -> tuple[np.ndarray, Dates]:
-    """(mids, Dates): A4 mids of the fills at `rows` (fills x (0, *HORIZONS_SEC), column-major)
-    and the dates, by the one-pass path, or the general one when the dates are not ascending
-    runs of rows."""
-    arrays = (
+@dataclass(frozen=True)
+class Market:
+    """A security's market over its rows, the same for every strategy and parameter set: the
+    A4 mids a fill at each row would get (the mid after the row, A2, then at each horizon on the
+    replay clock, A1) and the `Dates` (A8, A9). A sweep computes it once per security; each cell
+    then looks its fills' mids up, with no pass over the rows and no search."""
+
+    row_mids: np.ndarray  # (1 + len(HORIZONS_SEC), rows): mids[:, r] of a fill at row r
+    dates: Dates
+
+
+def _event_arrays(events: Events) -> tuple:
+    return (
         np.ascontiguousarray(events.timestamp_ns, dtype=np.int64),
         np.ascontiguousarray(events.kind, dtype=np.int8),
         np.ascontiguousarray(events.price, dtype=np.float64),
         np.ascontiguousarray(events.volume, dtype=np.float64),
     )
+
+
+def market_marks(
+    events: Events, rows: np.ndarray, market: Market | None = None
+) -> tuple[np.ndarray, Dates]:
+    """(mids, Dates): A4 mids of the fills at `rows` (fills x (0, *HORIZONS_SEC), column-major)
+    and the dates: from `market` when given, else by the one-pass path, or the general one when
+    the dates are not ascending runs of rows."""
     mids = np.empty((len(rows), 1 + len(HORIZONS_SEC)), order="F")
+    if market is not None:  # (fills, 6) column-major: the transpose of a (6, fills) take
+        return np.take(market.row_mids, rows, axis=1).T, market.dates
+    arrays = _event_arrays(events)
     minute_rows = np.empty((MAX_FAST_DATES, len(MINUTES)), dtype=np.int64)
     last_row, last_mid = np.empty(MAX_FAST_DATES, dtype=np.int64), np.empty(MAX_FAST_DATES)
     window = (WINDOW_START_NS, WINDOW_END_NS, MINUTE_NS)
@@ -94,6 +113,29 @@ def market_marks(events: Events, rows: np.ndarray) -> tuple[np.ndarray, Dates]:
 
 def _general_marks(arrays: tuple, rows: np.ndarray, mids: np.ndarray) -> tuple[np.ndarray, Dates]:
     """market_marks for rows in any order of dates, over row-sized arrays of mids and clock."""
+    market, dates = _market_arrays(arrays)
+    horizon_mids_nb(market, rows, HORIZONS_NS, mids)
+    return mids, dates
+
+
+def market_of(events: Events) -> Market:
+    """The `Market` of a security's events: A4 for a fill at every row at once. The replay clock
+    never decreases, so the last row with clock <= ts_r + h is a binary search, then clamped to
+    [r, L_r] as horizon_mids_nb does per fill."""
+    (timestamp, clock, mid, run_start, run_last), dates = _market_arrays(_event_arrays(events))
+    n = len(timestamp)
+    rows = np.arange(n)
+    last = np.repeat(run_last, np.diff(np.r_[run_start, n])) if n else rows
+    row_mids = np.empty((1 + len(HORIZONS_NS), n))
+    row_mids[0] = mid
+    for i, horizon in enumerate(HORIZONS_NS, start=1):
+        j = np.searchsorted(clock, timestamp + horizon, side="right") - 1
+        row_mids[i] = mid[np.minimum(np.maximum(j, rows), last)]
+    return Market(row_mids, dates)
+
+
+def _market_arrays(arrays: tuple) -> tuple[tuple, Dates]:
+    """((timestamp, clock, mid, run_start, run_last): horizon_mids_nb's `market`, Dates)."""
     timestamp, n = arrays[0], len(arrays[0])
     mid, clock, run_start = np.empty(n), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     runs = market_mid_nb(arrays, mid, clock, run_start)
@@ -101,8 +143,6 @@ def _general_marks(arrays: tuple, rows: np.ndarray, mids: np.ndarray) -> tuple[n
     days, which = np.unique(timestamp[run_start] // NS_PER_DAY, return_inverse=True)
     last_row = np.full(len(days), -1, dtype=np.int64)
     np.maximum.at(last_row, which, np.r_[run_start[1:], n] - 1)  # A4's L: a date's last row
-    market = (timestamp, clock, mid, run_start, last_row[which])
-    horizon_mids_nb(market, rows, HORIZONS_NS, mids)
     grid = days[:, None] * NS_PER_DAY + MINUTES[None, :]  # ascending: days ascend
     minute_rows = np.empty(grid.shape, dtype=np.int64)
     minute_rows_nb(clock, grid.ravel(), minute_rows.ravel())
@@ -110,7 +150,8 @@ def _general_marks(arrays: tuple, rows: np.ndarray, mids: np.ndarray) -> tuple[n
     carried = np.empty(len(ends))
     carried_mids_nb(mid, ends, carried)
     final = float(carried[-1]) if n else math.nan
-    return mids, Dates(days, last_row, carried[:-1], minute_rows, final)
+    dates = Dates(days, last_row, carried[:-1], minute_rows, final)
+    return (timestamp, clock, mid, run_start, last_row[which]), dates
 
 
 @dataclass(frozen=True)
@@ -292,11 +333,13 @@ def analyse(
     *,
     keep_fills: bool = True,
     trades: pd.DataFrame | None = None,
+    market: Market | None = None,
 ) -> Analysis:
     """A1-A11 for one simulated security (`realized_pnl`: its exact total; `daily_dates`: the
-    dates of its daily table; `trades`: its trade table, whose columns the fill table shares)."""
+    dates of its daily table; `trades`: its trade table, whose columns the fill table shares;
+    `market`: the events' `Market`, when a sweep computed it once for many cells)."""
     fill_rows = np.ascontiguousarray(sim.fills["row"], dtype=np.int64)
-    mids, dates = market_marks(events, fill_rows)
+    mids, dates = market_marks(events, fill_rows, market)
     marks = fill_marks(sim.fills, mids, float(params.maker_fee_bps), float(params.fee_per_fill))
     rows = markout_rows(marks)
     counts = {f"{kind}_fills": row["fills"] for kind, row in zip(MARKOUT_KINDS, rows, strict=True)}

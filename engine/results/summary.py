@@ -16,7 +16,7 @@ import pandas as pd
 
 from engine.params import MarketMakingParams
 from engine.results import metrics
-from engine.results.analytics import analyse
+from engine.results.analytics import Market, analyse, market_of
 from engine.sim.backtest import Simulation, trades_frame
 from engine.types import BUY, NS_PER_DAY, TRADE, Events, RowCounts, SecurityResult
 
@@ -28,6 +28,7 @@ class EventFacts:
     market_dates: int  # dates with at least one TRADE row
     first_date: object  # datetime.date or None
     last_date: object
+    market: Market | None = None  # the analytics' market (for many cells; else per cell)
 
 
 def _dates(timestamps_ns: np.ndarray) -> int:
@@ -37,15 +38,18 @@ def _dates(timestamps_ns: np.ndarray) -> int:
     return int(np.unique(runs).size)
 
 
-def event_facts(events: Events) -> EventFacts:
-    """The event-only figures of a security."""
+def event_facts(events: Events, *, with_market: bool = False) -> EventFacts:
+    """The event-only figures of a security; `with_market` adds its analytics `Market` (worth
+    it when many cells are summarised on the same events: a sweep)."""
+    market = market_of(events) if with_market else None
     if not len(events):
-        return EventFacts(0, None, None)
+        return EventFacts(0, None, None, market)
     stamps = events.timestamp_ns
     return EventFacts(
         market_dates=_dates(stamps[events.kind == TRADE]),
         first_date=pd.Timestamp(stamps.min()).date(),
         last_date=pd.Timestamp(stamps.max()).date(),
+        market=market,
     )
 
 
@@ -109,7 +113,7 @@ def summarise(
     # ANALYTICS.md A1-A11: fill quality, quoting, inventory, mark-to-market and fees.
     dates = daily["date"].to_numpy()
     analysis = analyse(security, events, sim, params, total, dates, keep_fills=keep_trades,
-                       trades=trades)  # fmt: skip
+                       trades=trades, market=facts.market)  # fmt: skip
     daily["mtm_pnl"], daily["fees"] = analysis.daily_mtm, analysis.daily_fees  # a fresh frame
     return SecurityResult(
         security=security,
