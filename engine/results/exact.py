@@ -1,8 +1,10 @@
 """Compiled exact summation (the kernels of `metrics`): Shewchuk's non-overlapping partials, as
-in Python's `math.fsum` (whose final rounding step is left to `math.fsum` over the partials).
+in Python's `math.fsum`, and `math.fsum` itself per segment.
 
 `exact_partials_nb(v)`: partials whose exact sum equals the exact sum of `v`; oracle:
 `math.fsum(exact_partials_nb(v).tolist()) == math.fsum(v.tolist())`.
+`segment_fsums_nb(v, starts, ends)`: `math.fsum(v[a:b])` of each segment, to the last bit (the
+steps of CPython's fsum for finite values: its partials, then its correctly rounded total).
 """
 
 from __future__ import annotations
@@ -43,18 +45,52 @@ def exact_partials_nb(values):
 
 
 @njit(cache=True)
-def segment_partials_nb(values, starts, ends):
-    """The partials of each segment values[starts[k]:ends[k]], flattened, and their offsets."""
-    out = np.empty(len(starts) * MAX_PARTIALS, dtype=np.float64)
-    offsets = np.empty(len(starts) + 1, dtype=np.int64)
+def _fsum_nb(values, start, end, partials):
+    """math.fsum(values[start:end]) for finite values: CPython's algorithm step for step."""
+    n = 0
+    for k in range(start, end):
+        x = values[k]
+        i = 0
+        for j in range(n):
+            y = partials[j]
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo != 0.0:
+                partials[i] = lo
+                i += 1
+            x = hi
+        n = i
+        if x != 0.0:  # CPython keeps no zero partial
+            partials[n] = x
+            n += 1
+    if n == 0:
+        return 0.0
+    n -= 1
+    hi, lo = partials[n], 0.0
+    while n > 0:  # from the top, until the sum becomes inexact
+        x = hi
+        n -= 1
+        y = partials[n]
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            break
+    # half-even rounding across several partials, as CPython does
+    if n > 0 and ((lo < 0.0 and partials[n - 1] < 0.0) or (lo > 0.0 and partials[n - 1] > 0.0)):
+        y = lo * 2.0
+        x = hi + y
+        if y == x - hi:
+            hi = x
+    return hi
+
+
+@njit(cache=True)
+def segment_fsums_nb(values, starts, ends):
+    """math.fsum of each segment values[starts[k]:ends[k]] of finite values."""
+    out = np.empty(len(starts), dtype=np.float64)
     partials = np.empty(MAX_PARTIALS, dtype=np.float64)
-    m = 0
-    offsets[0] = 0
     for k in range(len(starts)):
-        n = 0
-        for i in range(starts[k], ends[k]):
-            n = _add_nb(partials, n, values[i])
-        out[m : m + n] = partials[:n]
-        m += n
-        offsets[k + 1] = m
-    return out[:m].copy(), offsets
+        out[k] = _fsum_nb(values, starts[k], ends[k], partials)
+    return out

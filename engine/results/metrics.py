@@ -15,8 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from engine.results.exact import exact_partials_nb, segment_partials_nb
-from engine.types import DAILY_COLUMNS, NS_PER_DAY, FillStats, SecurityResult
+from engine.results.exact import exact_partials_nb, segment_fsums_nb
+from engine.types import (
+    DAILY_ANALYTICS_COLUMNS,
+    DAILY_COLUMNS,
+    NS_PER_DAY,
+    FillStats,
+    SecurityResult,
+)
 
 TRADING_DAYS_PER_YEAR = 252
 _DAILY_DTYPES = ("datetime64[ns]", "f8", "f8", "i8")
@@ -37,10 +43,14 @@ def fill_stats(realized: np.ndarray) -> FillStats:
 
 
 def _segment_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The exactly rounded sum of each segment values[start:end] (as math.fsum gives it)."""
-    partials, offsets = segment_partials_nb(np.ascontiguousarray(values, np.float64), starts, ends)
-    flat, bounds = partials.tolist(), offsets.tolist()
-    return np.array([math.fsum(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    """The exactly rounded sum of each segment values[start:end] (math.fsum's, to the bit)."""
+    values = np.ascontiguousarray(values, np.float64)
+    if np.isfinite(values).all():
+        return segment_fsums_nb(values, starts, ends)
+    flat = values.tolist()  # inf or NaN: math.fsum's own rules for them
+    return np.array(
+        [math.fsum(flat[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    )
 
 
 def _daily_frame(dates: np.ndarray, realized: np.ndarray, trades: np.ndarray) -> pd.DataFrame:
@@ -67,15 +77,12 @@ def daily_from_fills(timestamp_ns: np.ndarray, realized: np.ndarray) -> pd.DataF
     if len(realized) == 0:
         return empty_daily()
     days = timestamp_ns // NS_PER_DAY
-    values = realized.tolist()
     if np.any(days[1:] < days[:-1]):  # rows stepped back over midnight: group by date anyway
         order = np.argsort(days, kind="stable")
-        days, values = days[order], realized[order].tolist()
+        days, realized = days[order], realized[order]
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     ends = np.r_[starts[1:], len(days)]
-    sums = np.array(
-        [math.fsum(values[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-    )
+    sums = _segment_sums(realized, starts, ends)
     return _daily_frame((days[starts] * NS_PER_DAY).view("datetime64[ns]"), sums, ends - starts)
 
 
@@ -145,24 +152,41 @@ def trade_metrics(stats: FillStats, daily: pd.DataFrame, pnl: np.ndarray) -> dic
 
 
 def combined_daily(results: Sequence[SecurityResult]) -> pd.DataFrame:
-    """The portfolio's daily realized P&L: all securities summed per date (exactly), in date
-    order; securities are taken in name order, so the sums do not depend on their order."""
+    """The portfolio's daily P&L: all securities summed per date (exactly), in date order;
+    securities are taken in name order, so the sums do not depend on their order. DAILY_COLUMNS,
+    then the analytics' `mtm_pnl` and `fees` (ANALYTICS.md A9, A11) when every result has them."""
     frames = [r.daily for r in sorted(results, key=lambda r: r.security) if len(r.daily)]
+    analytics = all(set(DAILY_ANALYTICS_COLUMNS) <= set(r.daily) for r in results)
     if not frames:
-        return empty_daily()
+        daily = empty_daily()
+        return daily.assign(mtm_pnl=0.0, fees=0.0) if analytics and results else daily
     dates = np.concatenate([f["date"].to_numpy("datetime64[ns]").view(np.int64) for f in frames])
-    realized = np.concatenate([f["realized_pnl"].to_numpy(np.float64) for f in frames])
-    trades = np.concatenate([f["trades"].to_numpy(np.int64) for f in frames])
     order = np.argsort(dates, kind="stable")
-    dates, realized, trades = dates[order], realized[order], trades[order]
+    dates = dates[order]
     starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
-    sums = _segment_sums(realized, starts, np.r_[starts[1:], len(dates)])
-    return _daily_frame(dates[starts].view("datetime64[ns]"), sums, np.add.reduceat(trades, starts))
+    ends = np.r_[starts[1:], len(dates)]
+
+    def summed(column: str) -> np.ndarray:
+        values = np.concatenate([f[column].to_numpy(np.float64) for f in frames])[order]
+        return _segment_sums(values, starts, ends)
+
+    trades = np.concatenate([f["trades"].to_numpy(np.int64) for f in frames])[order]
+    daily = _daily_frame(
+        dates[starts].view("datetime64[ns]"),
+        summed("realized_pnl"),
+        np.add.reduceat(trades, starts),
+    )
+    if analytics:
+        daily["mtm_pnl"], daily["fees"] = summed("mtm_pnl"), summed("fees")
+    return daily
 
 
-def portfolio_metrics(results: Sequence[SecurityResult]) -> dict[str, float]:
-    """All securities together on the time-ordered combined daily P&L curve (SPEC §0)."""
-    daily = combined_daily(results)
+def portfolio_metrics(
+    results: Sequence[SecurityResult], daily: pd.DataFrame | None = None
+) -> dict[str, float]:
+    """All securities together on the time-ordered combined daily P&L curve (SPEC §0); `daily`:
+    their `combined_daily`, when already computed."""
+    daily = combined_daily(results) if daily is None else daily
     stats = _statistics(
         [r.stats for r in results],
         daily["realized_pnl"].to_numpy(),

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.results import metrics
-from engine.results.exact import exact_partials_nb, segment_partials_nb
+from engine.results.exact import exact_partials_nb, segment_fsums_nb
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
 
@@ -36,11 +36,29 @@ def test_fsum_of_pooled_partials_is_fsum_of_everything(groups):
 
 def test_segments_and_the_classic_cancellation():
     values = np.array([1e100, 1.0, -1e100, 1e-100, 0.1, 0.2, 0.3], dtype=np.float64)
-    partials, offsets = segment_partials_nb(values, np.array([0, 4]), np.array([4, 7]))
-    first = partials[offsets[0] : offsets[1]].tolist()
-    second = partials[offsets[1] : offsets[2]].tolist()
-    assert math.fsum(first) == math.fsum(values[:4].tolist()) == 1.0
-    assert math.fsum(second) == math.fsum([0.1, 0.2, 0.3]) == 0.6
+    sums = segment_fsums_nb(values, np.array([0, 4]), np.array([4, 7]))
+    assert sums.tolist() == [math.fsum(values[:4].tolist()), math.fsum([0.1, 0.2, 0.3])]
+    assert sums.tolist() == [1.0, 0.6]
+
+
+# Values built to land on rounding ties and long cancellations, where a plain or Kahan sum fails.
+tricky = st.one_of(
+    finite,
+    st.sampled_from([1.0, -1.0, 2.0**-53, -(2.0**-53), 2.0**-54, 1e16, -1e16, 0.1, -0.0, 0.0]),
+    st.integers(-60, 60).map(lambda e: 2.0**e * 1.5),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(tricky, max_size=40), min_size=1, max_size=6))
+def test_compiled_fsum_of_each_segment_is_math_fsum_to_the_bit(groups):
+    values = np.array([v for g in groups for v in g], dtype=np.float64)
+    ends = np.cumsum([len(g) for g in groups])
+    starts = ends - np.array([len(g) for g in groups])
+    sums = segment_fsums_nb(values, starts, ends)
+    for got, group in zip(sums.tolist(), groups, strict=True):
+        want = math.fsum(group)
+        assert got == want and math.copysign(1, got) == math.copysign(1, want), (group, got)
 
 
 def test_daily_sums_are_exact_per_date_even_when_rows_step_back():
