@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import cached_property
 
+import pandas as pd
+
 from engine.lineage import code_version, git_revision
 from engine.params import config_hash
 from engine.results import metrics
@@ -69,16 +71,18 @@ class Portfolio:
     avg_abs_position: float = math.nan  # A8, weighted by each security's quoting time
 
     @classmethod
-    def of(cls, results: list[SecurityResult]) -> Portfolio:
-        """The portfolio figures of `results` (exact sums, SPEC §5.3 on the combined curve)."""
-        stats = metrics.portfolio_metrics(results)
+    def of(cls, results: list[SecurityResult], daily: pd.DataFrame | None = None) -> Portfolio:
+        """The portfolio figures of `results` (exact sums, SPEC §5.3 on the combined curve;
+        `daily`: their `metrics.combined_daily`, when already computed)."""
+        daily = metrics.combined_daily(results) if daily is None else daily
+        stats = metrics.portfolio_metrics(results, daily)
         realized = stats.pop("total_pnl")
         unrealized = math.fsum(r.summary["unrealized_pnl"] for r in results)
         return cls(
             realized_pnl=realized,
             unrealized_pnl=unrealized,
             total_pnl=realized + unrealized,
-            days=len(metrics.combined_daily(results)),
+            days=len(daily),
             **stats,
             **portfolio_figures(results, realized),
         )
@@ -172,6 +176,7 @@ class Run:
         self.results, self.failures = list(results), list(failures)
         self.finished_at = datetime.now(UTC)
         self.__dict__.pop("portfolio", None)
+        self.__dict__.pop("daily", None)
         return self
 
     @property
@@ -182,9 +187,14 @@ class Run:
         return "partial" if self.results else "failed"
 
     @cached_property
+    def daily(self) -> pd.DataFrame:
+        """The portfolio's daily P&L (SPEC §0: every security summed per date, exactly)."""
+        return metrics.combined_daily(self.results)
+
+    @cached_property
     def portfolio(self) -> Portfolio:
         """The portfolio figures of the results."""
-        return Portfolio.of(self.results)
+        return Portfolio.of(self.results, self.daily)
 
     @property
     def trades(self) -> int:

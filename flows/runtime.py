@@ -149,7 +149,6 @@ def _same_api(a: str | None, b: str | None) -> bool:
     return bool(a) and norm(a) == norm(b)
 
 
-
 def _warn(message: str) -> None:
     """A warning in the flow run's log (the UI) when in a flow, else on stderr."""
     try:

@@ -80,5 +80,3 @@ def analytics_frame(results: Sequence[SecurityResult]) -> pd.DataFrame:
     A7-A11)."""
     rows = [r.analytics for r in results if r.analytics]
     return pd.DataFrame(rows, columns=list(ANALYTICS_COLUMNS))
-
-

@@ -214,6 +214,7 @@ def test_rewriting_a_run_replaces_it(tmp_path):
     write_sample(path, n=3)
     expected = {"runs": 1, "security_results": 2, "trades": 5, "daily_pnl": 4, "failures": 1}
     expected.update(security_analytics=0, security_markouts=0, fill_analytics=0)  # none made
+    expected.update(run_daily=2)  # the portfolio's dates (the two securities share theirs)
     assert rows_of_run(path, RUN_ID) == expected
     assert read_run(path, RUN_ID).trades == 5
 

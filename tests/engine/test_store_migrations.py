@@ -92,6 +92,11 @@ EXPECTED_SCHEMA = {
         "realized_pnl_before DOUBLE, realized_pnl_after DOUBLE, trades_before BIGINT, "
         "trades_after BIGINT, net_pnl_before DOUBLE, net_pnl_after DOUBLE"
     ),
+    # m008_run_daily: each run's portfolio daily P&L
+    "run_daily": columns(
+        "run_id VARCHAR, date DATE, realized_pnl DOUBLE, cumulative_pnl DOUBLE, trades BIGINT, "
+        "mtm_pnl DOUBLE, fees DOUBLE"
+    ),
 }
 VIEWS = {
     "v_run_summary",
@@ -108,6 +113,7 @@ MIGRATION_NAMES = [
     "m005_input_rule_counts",
     "m006_analytics",
     "m007_nightly",
+    "m008_run_daily",
 ]
 
 
@@ -238,6 +244,7 @@ SHIPPED = {
     "m004_views": "fb20b47bf86cb326",
     "m006_analytics": "8d234d3db158c5bc",
     "m007_nightly": "693df1b2a02f2ba1",  # cumulative: includes m006_analytics before it
+    "m008_run_daily": "6e48005eab1182ad",
 }
 
 
@@ -286,6 +293,20 @@ def test_a_m001_store_with_rows_upgrades_without_loss(tmp_path):
             "SELECT run_id, realized_pnl, unrealized_pnl, total_pnl, git_commit, git_dirty "
             "FROM runs ORDER BY run_id"
         ).fetchall()
+        portfolio_daily = con.execute(
+            'SELECT run_id, "date", realized_pnl, cumulative_pnl, trades, mtm_pnl, fees '
+            'FROM run_daily ORDER BY run_id, "date"'
+        ).fetchall()
+    # m008 derives each old run's portfolio daily P&L from its daily_pnl rows (fees 0 since m006)
+    by_date: dict = {}
+    for _, _, day, realized, _, trades in OLD_DAILY:
+        total, count = by_date.get(day, (0.0, 0))
+        by_date[day] = (total + realized, count + trades)
+    cumulative, expected = 0.0, []
+    for day, (realized, trades) in sorted(by_date.items()):
+        cumulative += realized
+        expected.append(("r1", day, realized, cumulative, trades, None, 0.0))
+    assert portfolio_daily == expected
     assert pnl == [
         ("r1", old_pnl["r1"], 4.0, 14.0, None, None),  # unrealized = 1.5 + 2.5
         ("r2", None, 0.0, None, None, None),  # no securities: unrealized 0, NULL realized

@@ -33,6 +33,9 @@ def test_twelve_compact_cells_equal_each_cell_run_alone(data, tmp_path):
     summary = sweep(data=str(data), strategies=[V21], grid=GRID12, store=store, trades="none")
     assert summary.cells == summary.computed == 12
     assert query(store, "SELECT count(*) AS n FROM trades")["n"].item() == 0
+    # compact cells keep the A6 row that pools ('all'), not the per-kind rows nor per-fill rows
+    assert query(store, "SELECT DISTINCT kind FROM security_markouts")["kind"].tolist() == ["all"]
+    assert query(store, "SELECT count(*) AS n FROM daily_pnl")["n"].item() == 0
     for row in summary.table:
         stored = read_run(store, row["run_id"])
         alone = run_backtest(data, V21, overrides=stored.params["overrides"])
@@ -40,9 +43,12 @@ def test_twelve_compact_cells_equal_each_cell_run_alone(data, tmp_path):
         assert [r.summary for r in stored.results] == [
             r.summary for r in sorted(alone.results, key=lambda r: r.security)
         ]
-        for mine, theirs in zip(stored.results, sorted(alone.results, key=lambda r: r.security),
-                                strict=True):  # fmt: skip
-            pd.testing.assert_frame_equal(mine.daily, theirs.daily, check_exact=True)
+        # A compact cell stores its daily P&L once per date (run_daily), not per security.
+        assert all(len(r.daily) == 0 for r in stored.results)
+        daily = query(store, "SELECT * EXCLUDE (run_id) FROM run_daily WHERE run_id = "
+                      f"'{row['run_id']}' ORDER BY date")  # fmt: skip
+        daily["date"] = daily["date"].astype("datetime64[ns]")
+        pd.testing.assert_frame_equal(daily, alone.daily, check_exact=True)
         assert row["total_pnl"] == alone.portfolio.total_pnl
 
 

@@ -37,7 +37,7 @@ _SQL = {
         "JOIN runs r USING (run_id) WHERE r.sweep_id = ?"
     ),
     "days": (
-        'SELECT d.run_id, count(DISTINCT d."date") AS days FROM daily_pnl d '
+        "SELECT d.run_id, count(*) AS days FROM run_daily d "
         "JOIN runs r USING (run_id) WHERE r.sweep_id = ? GROUP BY ALL"
     ),
 }

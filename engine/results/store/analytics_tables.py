@@ -4,7 +4,8 @@ security and kind, MARKOUT_KIND_FIELDS) and `fill_analytics` (one row per fill, 
 `trades` on (run_id, security, seq)); and reading them back into a run's results.
 
 A result without analytics (read from a store written before them) writes no analytics rows; a
-compact result (a sweep cell that keeps no trades) writes no fill rows.
+compact result (a sweep cell that keeps no trades) writes no fill rows and only the 'all' row of
+its markouts (the one that pools into the portfolio's figures; `mmflow rerun` recomputes the rest).
 """
 
 from __future__ import annotations
@@ -37,40 +38,45 @@ def _schema(fields) -> pa.Schema:
     return pa.schema([(name, _TYPES[type_]) for name, type_ in fields])
 
 
-_ANALYTICS_SCHEMA = _schema(ANALYTICS_FIELDS)
-_MARKOUTS_SCHEMA = _schema((("security", "VARCHAR"), *MARKOUT_KIND_FIELDS))
+_ID = (("run_id", "VARCHAR"),)
+_ANALYTICS_SCHEMA = _schema((*_ID, *ANALYTICS_FIELDS))
+_MARKOUTS_SCHEMA = _schema((*_ID, ("security", "VARCHAR"), *MARKOUT_KIND_FIELDS))
 _FILLS_SCHEMA = pa.schema(
-    [("security", pa.string())]
+    [("run_id", pa.string()), ("security", pa.string())]
     + [(c, _FILL_TYPES.get(c, pa.float64())) for c in STORED_FILL_COLUMNS]
 )
 
 
-def analytics_tables(results: Sequence[SecurityResult]) -> dict[str, pa.Table]:
-    """The rows of every analytics table for `results` (without run_id)."""
-    done = [r for r in results if r.analytics and r.markouts is not None]
-    markouts = [r.markouts.assign(security=r.security) for r in done]
+def analytics_tables(owned: Sequence[tuple[str, SecurityResult]]) -> dict[str, pa.Table]:
+    """The rows of every analytics table for (run_id, result) pairs, each table built once."""
+    done = [(run_id, r) for run_id, r in owned if r.analytics and r.markouts is not None]
+    kept = [(run_id, r) for run_id, r in done if r.fill_analytics is not None]
+    # A compact result (a sweep cell without trades) keeps only the 'all' row: what pools.
+    markouts = [r.markouts if r.trades is not None else r.markouts.iloc[:1] for _, r in done]
     return {
         "security_analytics": pa.Table.from_pylist(
-            [r.analytics for r in done], schema=_ANALYTICS_SCHEMA
+            [dict(r.analytics, run_id=run_id) for run_id, r in done], schema=_ANALYTICS_SCHEMA
         ),
-        "security_markouts": _frame_table(markouts, _MARKOUTS_SCHEMA),
+        "security_markouts": _frame_table(done, markouts, _MARKOUTS_SCHEMA),
         "fill_analytics": _frame_table(
-            [
-                r.fill_analytics[list(STORED_FILL_COLUMNS)].assign(security=r.security)
-                for r in done
-                if r.fill_analytics is not None
-            ],
-            _FILLS_SCHEMA,
+            kept, [r.fill_analytics[list(STORED_FILL_COLUMNS)] for _, r in kept], _FILLS_SCHEMA
         ),
     }
 
 
-def _frame_table(frames: list[pd.DataFrame], schema: pa.Schema) -> pa.Table:
-    """Frames (NaN as NULL) as one Arrow table of `schema`."""
+def _frame_table(owned, frames: list[pd.DataFrame], schema: pa.Schema) -> pa.Table:
+    """Frames (NaN as NULL), one per (run_id, result) of `owned`, as one Arrow table of
+    `schema` (run_id and security columns added)."""
     if not frames:
         return schema.empty_table()
-    frame = pd.concat(frames, ignore_index=True)[schema.names]
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    frame = pd.concat(frames, ignore_index=True)
+    sizes = [len(f) for f in frames]
+    for name, values in (
+        ("run_id", [i for i, _ in owned]),
+        ("security", [r.security for _, r in owned]),
+    ):
+        frame[name] = np.repeat(np.array(values, dtype=object), sizes)
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     return table.replace_schema_metadata(None)
 
 

@@ -67,6 +67,7 @@ def read_run(path: str | Path, run_id: str) -> Run:
             [run_id],
         ).fetchall()
         analytics = read_analytics(con, run_id, trades)  # ANALYTICS.md, per security
+        days = con.execute("SELECT count(*) FROM run_daily WHERE run_id = ?", [run_id]).fetchall()
     trades["timestamp"] = trades["timestamp"].astype("datetime64[ns]")
     daily["date"] = daily["date"].astype("datetime64[ns]")
     trades_of, daily_of = _split(trades, TRADE_COLUMNS), _split(daily, DAILY_COLUMNS)
@@ -82,7 +83,7 @@ def read_run(path: str | Path, run_id: str) -> Run:
     for result in results:
         if result.security in analytics:
             result.analytics, result.markouts, result.fill_analytics = analytics[result.security]
-    return _run(rows[0], results, [Failure(*row) for row in failures])
+    return _run(rows[0], results, [Failure(*row) for row in failures], days[0][0])
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
@@ -124,9 +125,10 @@ def _security_result(row: dict, trades: pd.DataFrame, daily: pd.DataFrame) -> Se
     )
 
 
-def _run(row: dict, results: list[SecurityResult], failures: list[Failure]) -> Run:
+def _run(row: dict, results: list[SecurityResult], failures: list[Failure], days: int) -> Run:
     """A Run from its runs row (times back to aware UTC) and its outcome; a run stored without
-    its trades takes its portfolio figures from the row (they cannot be recomputed)."""
+    its trades takes its portfolio figures from the row and its `days` from run_daily (they
+    cannot be recomputed)."""
     run = Run(
         run_id=row["run_id"],
         kind=row["kind"],
@@ -146,7 +148,6 @@ def _run(row: dict, results: list[SecurityResult], failures: list[Failure]) -> R
         failures=failures,
     )
     if any(r.trades is None for r in results):
-        days = len(metrics.combined_daily(results))
         figures = {f: row[f] if row[f] is not None else math.nan for f in PORTFOLIO_FIELDS}
         run.__dict__["portfolio"] = Portfolio(trades=row["trades"], days=days, **figures)
     return run

@@ -230,6 +230,29 @@ def m007_nightly(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(V_NIGHTLY_SUMMARY_M007)
 
 
+@migration
+def m008_run_daily(con: duckdb.DuckDBPyConnection) -> None:
+    """The portfolio's daily P&L of every run (run_daily: SPEC §0's combined curve, one row per
+    date with fills), so a sweep cell stored without trades keeps its daily P&L in one row per
+    date instead of one per security and date. Runs stored before get theirs from daily_pnl
+    (fsum per date; mtm_pnl and fees NULL where any security lacked them)."""
+    con.execute(
+        """CREATE TABLE run_daily (
+        run_id VARCHAR NOT NULL, "date" DATE NOT NULL, realized_pnl DOUBLE,
+        cumulative_pnl DOUBLE, trades BIGINT, mtm_pnl DOUBLE, fees DOUBLE)"""
+    )
+    con.execute(
+        """INSERT INTO run_daily
+        SELECT run_id, "date", realized_pnl,
+               sum(realized_pnl) OVER (PARTITION BY run_id ORDER BY "date"), trades, mtm_pnl, fees
+        FROM (SELECT run_id, "date", fsum(realized_pnl) AS realized_pnl,
+                     CAST(sum(trades) AS BIGINT) AS trades,
+                     CASE WHEN count(mtm_pnl) = count(*) THEN fsum(mtm_pnl) END AS mtm_pnl,
+                     CASE WHEN count(fees) = count(*) THEN fsum(fees) END AS fees
+              FROM daily_pnl GROUP BY run_id, "date")"""
+    )
+
+
 # ---- applying them -----------------------------------------------------------------------------
 
 

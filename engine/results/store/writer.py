@@ -22,7 +22,6 @@ from engine.results.store.analytics_tables import ANALYTICS_TABLES, analytics_ta
 from engine.results.store.connection import StoreError, _naive_utc, _rollback, connect
 from engine.run import PORTFOLIO_FIGURES, Run
 from engine.types import (
-    DAILY_ANALYTICS_COLUMNS,
     DAILY_COLUMNS,
     SUMMARY_FIELDS,
     TRADE_COLUMNS,
@@ -30,7 +29,10 @@ from engine.types import (
     SecurityResult,
 )
 
-RUN_TABLES = ("runs", "security_results", "trades", "daily_pnl", "failures", *ANALYTICS_TABLES)
+RUN_TABLES = (
+    *("runs", "security_results", "trades", "daily_pnl", "failures", *ANALYTICS_TABLES),
+    "run_daily",
+)
 # The Portfolio figures stored in `runs` (NULL when NaN); `days` is recomputed from daily_pnl.
 PORTFOLIO_FIELDS = (*PORTFOLIO_FIGURES, *PORTFOLIO_ANALYTICS)  # analytics pooled (m006)
 LINEAGE_FIELDS = (
@@ -92,23 +94,33 @@ def write_runs(
 ) -> None:
     """Store finished runs (e.g. a batch of sweep cells) in one transaction: one insert per
     table for all of them, each run replacing any earlier write of its run_id."""
-    write_batch(path, [(run.run_id, run_tables(run)) for run in runs], retries, retry_delay)
+    write_batch(path, [run.run_id for run in runs], batch_tables(runs), retries, retry_delay)
+
+
+def batch_tables(runs: Sequence[Run]) -> dict[str, pa.Table]:
+    """The rows of finished runs for every run table (`RUN_TABLES`), each table built once for
+    all the runs, with a leading run_id column: what `write_batch` inserts."""
+    for run in runs:
+        _check_securities(run.results, run.failures)
+    owned = [(run.run_id, r) for run in runs for r in run.results]
+    failures = [dict(run_id=run.run_id, **asdict(f)) for run in runs for f in run.failures]
+    full = [(run_id, r) for run_id, r in owned if r.trades is not None]  # compact: no rows
+    tables = {
+        "security_results": _summary_table(owned),
+        "trades": _trades_table(full),
+        "daily_pnl": _daily_table([(run_id, r.security, r.daily) for run_id, r in full]),
+        "run_daily": _run_daily_table(runs),
+        "failures": pa.Table.from_pylist(failures, schema=_with_id(_FAILURES_SCHEMA)),
+        **analytics_tables(owned),
+    }
+    rows = [_runs_row(run) for run in runs]  # after the checks: the portfolio reads the frames
+    return {"runs": pa.Table.from_pylist(rows, schema=_with_id(_RUNS_SCHEMA)), **tables}
 
 
 def run_tables(run: Run) -> dict[str, pa.Table]:
-    """The rows of a finished run for every run table (`RUN_TABLES`), as Arrow tables without the
-    run_id column; what `write_tables` inserts and a spill keeps on disk."""
-    _check_securities(run.results, run.failures)
-    tables = {
-        "security_results": _summary_table(run.results),
-        "trades": _trades_table(run.results),
-        "daily_pnl": _daily_table(run.results),
-        "failures": _failures_table(run.failures),
-        **analytics_tables(run.results),
-    }
-    row = _runs_row(run)  # after the frames are checked: the portfolio is computed from them
-    del row["run_id"]
-    return {"runs": pa.Table.from_pylist([row], schema=_RUNS_SCHEMA), **tables}
+    """The rows of one finished run for every run table, without the run_id column: what a
+    spill keeps on disk and `write_tables` inserts."""
+    return {name: t.drop_columns(["run_id"]) for name, t in batch_tables([run]).items()}
 
 
 def write_tables(
@@ -119,25 +131,30 @@ def write_tables(
     retries: int = 3,
     retry_delay: float = 1.0,
 ) -> None:
-    """Replace the rows of `run_id` in every run table by `tables`, in one transaction."""
-    write_batch(path, [(run_id, tables)], retries, retry_delay)
+    """Replace the rows of `run_id` in every run table by `tables` (no run_id column), in one
+    transaction; a table missing from `tables` (an older spill) is stored empty."""
+    with_ids = {name: _with_run_id(table, run_id) for name, table in tables.items()}
+    write_batch(path, [run_id], with_ids, retries, retry_delay)
 
 
 def write_batch(
-    path: str | Path, batch: list[tuple[str, dict[str, pa.Table]]], retries: int, retry_delay: float
+    path: str | Path,
+    run_ids: Sequence[str],
+    tables: dict[str, pa.Table],
+    retries: int,
+    retry_delay: float,
 ) -> None:
-    """Replace the rows of each (run_id, tables) in every run table, all in one transaction."""
-    run_ids = [run_id for run_id, _ in batch]
+    """Replace the rows of `run_ids` in every run table by `tables` (with run_id columns), all
+    in one transaction."""
     with connect(path, retries=retries, retry_delay=retry_delay) as con:
         _check_summary_columns(con)
         con.execute("BEGIN")
         try:
             for table in RUN_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [run_ids])
-            for table in RUN_TABLES:  # a table missing from a batch (an older spill) is empty
-                parts = [_with_run_id(t[table], run_id) for run_id, t in batch if table in t]
-                if parts:
-                    _insert_arrow(con, table, pa.concat_tables(parts))
+                con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [list(run_ids)])
+            for table in RUN_TABLES:
+                if table in tables:
+                    _insert_arrow(con, table, tables[table])
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)
@@ -146,6 +163,10 @@ def write_batch(
 
 def _with_run_id(data: pa.Table, run_id: str) -> pa.Table:
     return data.add_column(0, "run_id", pa.repeat(pa.scalar(run_id), data.num_rows))
+
+
+def _with_id(schema: pa.Schema) -> pa.Schema:
+    return schema.insert(0, pa.field("run_id", pa.string()))
 
 
 def _check_securities(results: Sequence[SecurityResult], failures: Sequence[Failure]) -> None:
@@ -212,22 +233,24 @@ def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) ->
         con.unregister("store_source")
 
 
-def _summary_table(results: Sequence[SecurityResult]) -> pa.Table:
-    """One row per security: the SUMMARY_FIELDS columns (NaN stored as NULL) and params JSON."""
-    columns = {}
+def _summary_table(owned: Sequence[tuple[str, SecurityResult]]) -> pa.Table:
+    """One row per result: run_id, the SUMMARY_FIELDS columns (NaN stored as NULL), params JSON."""
+    columns = {"run_id": pa.array([run_id for run_id, _ in owned], type=pa.string())}
     for name, type_ in SUMMARY_FIELDS:
-        values = [r.summary[name] for r in results]
+        values = [r.summary[name] for _, r in owned]
         if type_ == "DATE":
             values = pd.to_datetime(pd.Series(values, dtype=object)).to_numpy("datetime64[D]")
         columns[name] = pa.array(values, type=_ARROW_TYPES[type_], from_pandas=True)
-    columns["params"] = pa.array([_json(r.params) for r in results], type=pa.string())
+    columns["params"] = pa.array([_json(r.params) for _, r in owned], type=pa.string())
     return pa.table(columns)
 
 
-def _trades_table(results: Sequence[SecurityResult]) -> pa.Table:
-    """All securities' trades in one Arrow table, with a leading security column."""
+def _trades_table(owned: Sequence[tuple[str, SecurityResult]]) -> pa.Table:
+    """All kept trades in one Arrow table, with leading run_id and security columns."""
     parts = []
-    for r in (r for r in results if r.trades is not None):  # compact results keep no trades
+    for run_id, r in owned:
+        if r.trades is None:  # compact results keep no trades
+            continue
         frame = _columns(r, "trades", r.trades, TRADE_COLUMNS)
         try:
             body = pa.Table.from_pandas(frame, schema=_TRADES_SCHEMA, preserve_index=False)
@@ -236,50 +259,65 @@ def _trades_table(results: Sequence[SecurityResult]) -> pa.Table:
                 f"security {r.security}: trades have unexpected types: {error}"
             ) from error
         body = body.replace_schema_metadata(None)
-        parts.append(body.add_column(0, "security", pa.repeat(pa.scalar(r.security), len(body))))
+        body = body.add_column(0, "security", pa.repeat(pa.scalar(r.security), len(body)))
+        parts.append(body.add_column(0, "run_id", pa.repeat(pa.scalar(run_id), len(body))))
     if not parts:
-        return _TRADES_SCHEMA.insert(0, pa.field("security", pa.string())).empty_table()
+        return _with_id(_TRADES_SCHEMA.insert(0, pa.field("security", pa.string()))).empty_table()
     return pa.concat_tables(parts)
 
 
-def _daily_table(results: Sequence[SecurityResult]) -> pa.Table:
-    """All securities' daily P&L; dates may be datetime64 (floored to the day) or datetime.date."""
-    parts = []
-    for r in results:
-        daily = _columns(r, "daily", r.daily, DAILY_COLUMNS)
-        try:
-            arrays = [
-                pa.repeat(pa.scalar(r.security), len(daily)),
-                pd.to_datetime(daily["date"]).to_numpy("datetime64[D]"),
-                *(daily[c].to_numpy("float64") for c in ("realized_pnl", "cumulative_pnl")),
-                daily["trades"].to_numpy("int64"),
-                *(_optional(r.daily, c) for c in DAILY_ANALYTICS_COLUMNS),
-            ]
-            parts.append(pa.Table.from_arrays(arrays, schema=_DAILY_SCHEMA))
-        except (pa.ArrowException, TypeError, ValueError) as error:
-            raise StoreError(
-                f"security {r.security}: daily has unexpected types: {error}"
-            ) from error
-    return pa.concat_tables(parts) if parts else _DAILY_SCHEMA.empty_table()
+def _daily_table(owned: Sequence[tuple[str, str, pd.DataFrame]]) -> pa.Table:
+    """(run_id, security, daily frame) triples as one daily_pnl table (one concatenation); dates
+    may be datetime64 (floored to the day) or datetime.date; frames without the analytics
+    columns store NULL there."""
+    if not owned:
+        return _with_id(_DAILY_SCHEMA).empty_table()
+    for _, security, daily in owned:
+        _check_columns(security, "daily", daily, DAILY_COLUMNS)
+    frame = pd.concat([daily for _, _, daily in owned], ignore_index=True)
+    sizes = [len(daily) for _, _, daily in owned]
+    arrays = [
+        pa.array(np.repeat(np.array([i for i, _, _ in owned], dtype=object), sizes), pa.string()),
+        pa.array(np.repeat(np.array([s for _, s, _ in owned], dtype=object), sizes)),
+    ]
+    try:
+        arrays.append(np.asarray(frame["date"].to_numpy()).astype("datetime64[D]"))
+        for name in _DAILY_SCHEMA.names[2:]:
+            values = frame[name] if name in frame else np.full(len(frame), np.nan)
+            arrays.append(pa.array(values, _DAILY_SCHEMA.field(name).type, from_pandas=True))
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        culprit = next((s for _, s, daily in owned if not _plain_daily(daily)), owned[0][1])
+        raise StoreError(f"security {culprit}: daily has unexpected types: {error}") from error
+    return pa.Table.from_arrays(arrays, schema=_with_id(_DAILY_SCHEMA))
 
 
-def _optional(daily: pd.DataFrame, column: str) -> np.ndarray:
-    """A daily analytics column (ANALYTICS.md A9/A11), all NULL when the frame has none."""
-    if column in daily.columns:
-        return daily[column].to_numpy("float64")
-    return np.full(len(daily), np.nan)
+def _run_daily_table(runs: Sequence[Run]) -> pa.Table:
+    """Each run's portfolio daily P&L (`Run.daily`) as run_daily rows."""
+    table = _daily_table([(run.run_id, "", run.daily) for run in runs])
+    return table.drop_columns(["security"])
 
 
-def _failures_table(failures: Sequence[Failure]) -> pa.Table:
-    """One row per failed security."""
-    return pa.Table.from_pylist([asdict(f) for f in failures], schema=_FAILURES_SCHEMA)
+def _plain_daily(daily: pd.DataFrame) -> bool:
+    """Whether a daily frame's columns convert to the stored types (to name a bad frame)."""
+    try:
+        np.asarray(daily["date"].to_numpy()).astype("datetime64[D]")
+        for name in ("realized_pnl", "cumulative_pnl", "trades"):
+            pa.array(daily[name], _DAILY_SCHEMA.field(name).type, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+    return True
+
+
+def _check_columns(security: str, what: str, frame: pd.DataFrame, columns) -> None:
+    """A StoreError naming the security and the columns `frame` lacks, if any."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StoreError(f"security {security}: {what} lack columns {missing}")
 
 
 def _columns(result: SecurityResult, what: str, frame: pd.DataFrame, columns) -> pd.DataFrame:
     """`frame[columns]`, or a StoreError naming the security and the missing columns."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StoreError(f"security {result.security}: {what} lack columns {missing}")
+    _check_columns(result.security, what, frame, columns)
     return frame[list(columns)]
 
 
