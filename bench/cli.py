@@ -25,6 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # bench/engine.py is named like the `engine` package: keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))  # for bench.common
+from bench import common  # noqa: E402
+
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 STRATEGY = "v2_price_follow_qty_cooldown"
 MMFLOW = Path(sys.executable).parent / "mmflow"  # the console script a user runs
@@ -52,16 +55,9 @@ def wall(argv: list[str]) -> float:
     return elapsed
 
 
-def best(fn, repeat: int, warm_up: bool = True) -> float:
+def best(fn, repeat: int) -> float:
     """Best wall time of `repeat` calls, after one untimed call."""
-    if warm_up:
-        fn()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return common.best(fn, repeat, warm_up=True)
 
 
 def write_store(data: Path, configs: Path, store: Path) -> list[str]:

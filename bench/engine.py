@@ -19,12 +19,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # This file is named like the `engine` package: keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))  # for bench.common
+from bench.common import best  # noqa: E402
+
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "parquet"
 
 # Run in a child process: time one security through the engine and print JSON.
@@ -56,16 +58,6 @@ def child(data: Path, security: str, strategy: str, env: dict | None = None) -> 
         cwd=REPO,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def best(fn, repeat: int) -> float:
-    """Best wall time of `repeat` calls."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def main() -> None:

@@ -113,22 +113,25 @@ def fill(sql: str, store, out) -> str:
     return sql.format(store=store, out=out)
 
 
+def assert_refused(sandbox, capsys, sql: str, message: str, read: bool = False) -> None:
+    """`mmflow query` of `sql` (with `--read out` if `read`) exits 2 with `message` on stderr
+    and leaves every file of the sandbox as it was."""
+    store, out, before = sandbox
+    options = ["--read", str(out)] if read else []
+    assert main(["query", fill(sql, store, out), *options, "--store", str(store)]) == 2
+    assert message in capsys.readouterr().err
+    assert snapshot(store.parent) == before
+
+
 @pytest.mark.parametrize("sql", ESCAPES)
 def test_the_command_refuses_every_escape_and_leaves_every_file_as_it_was(sandbox, capsys, sql):
-    store, out, before = sandbox
-    assert main(["query", fill(sql, store, out), "--store", str(store)]) == 2
-    assert "error:" in capsys.readouterr().err
-    assert snapshot(store.parent) == before
+    assert_refused(sandbox, capsys, sql, "error:")
 
 
 @pytest.mark.parametrize("sql", ESCAPES)
 def test_the_command_refuses_every_escape_even_where_reading_is_allowed(sandbox, capsys, sql):
     """With `--read out`, DuckDB would let a statement write under `out`: the check refuses."""
-    store, out, before = sandbox
-    args = ["query", fill(sql, store, out), "--read", str(out), "--store", str(store)]
-    assert main(args) == 2
-    assert "error:" in capsys.readouterr().err
-    assert snapshot(store.parent) == before
+    assert_refused(sandbox, capsys, sql, "error:", read=True)
 
 
 @pytest.mark.parametrize("sql", [s for s in ESCAPES if s not in HARMLESS_ON_READ_ONLY])
@@ -177,19 +180,13 @@ def test_the_hardened_connection_reports_its_settings_locked(sandbox):
 
 
 def test_several_statements_hide_no_escape(sandbox, capsys):
-    store, out, before = sandbox
-    sql = f"SELECT 1; COPY runs TO '{out}/x.csv'"
-    assert main(["query", sql, "--store", str(store)]) == 2
-    assert "one statement at a time" in capsys.readouterr().err
-    assert snapshot(store.parent) == before
+    sql = "SELECT 1; COPY runs TO '{out}/x.csv'"
+    assert_refused(sandbox, capsys, sql, "one statement at a time")
 
 
 @pytest.mark.parametrize("sql", OTHER_FILES)
 def test_no_file_but_the_store_is_readable_by_default(sandbox, capsys, sql):
-    store, out, before = sandbox
-    assert main(["query", fill(sql, store, out), "--store", str(store)]) == 2
-    assert "reads only the store" in capsys.readouterr().err
-    assert snapshot(store.parent) == before
+    assert_refused(sandbox, capsys, sql, "reads only the store")
 
 
 def test_a_folder_given_with_read_can_be_read(sandbox, capsys):

@@ -25,19 +25,6 @@ pytestmark = pytest.mark.slow
 STRATEGY = "v2_price_follow_qty_cooldown"
 
 
-@pytest.fixture(scope="module")
-def playwright_api():
-    """playwright's sync API; skipped locally without it, a failure on CI."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        message = "python playwright is not installed (pip install -e '.[dev]')"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return sync_playwright
-
-
 def drop_folder(base):
     """`base/drop` holding two daily exports (2025-04-14, -15) of a 2-sheet sample."""
     sample = write_sample_workbook(base / "ticks.xlsx", sheets=2, days=2, rows_per_sheet=800)
@@ -84,15 +71,9 @@ def served(tmp_path_factory, chromium_path, playwright_api):
 
 
 @pytest.fixture(scope="module")
-def page(served, chromium_launch, playwright_api):
-    with playwright_api() as playwright:
-        browser = playwright.chromium.launch(**chromium_launch)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1100})
-            tab.set_default_timeout(60_000)
-            yield tab
-        finally:
-            browser.close()
+def viewport() -> dict:
+    """A taller tab than the default: the rendered diff is long."""
+    return {"width": 1400, "height": 1100}
 
 
 def quick_run(page, deployments: str) -> str:

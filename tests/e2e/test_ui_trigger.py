@@ -112,19 +112,6 @@ def wait_until(what: str, check, timeout: float, processes: dict[str, tuple]) ->
 
 
 @pytest.fixture(scope="module")
-def playwright_api():
-    """playwright's sync API; skipped locally without it, a failure on CI."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        message = "python playwright is not installed (pip install -e '.[dev]')"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return sync_playwright
-
-
-@pytest.fixture(scope="module")
 def served(tmp_path_factory, shared_data, chromium_path, playwright_api):
     """A fresh Prefect server (`mmflow server`) and `mmflow serve` of the deployments, running
     the nightly backtest on one small security into a temporary store; yields their details."""
@@ -171,19 +158,6 @@ def served(tmp_path_factory, shared_data, chromium_path, playwright_api):
                 "store": base / "store.duckdb",
                 "processes": processes,
             }
-
-
-@pytest.fixture(scope="module")
-def page(served, chromium_launch, playwright_api):
-    """A headless Chromium tab."""
-    with playwright_api() as playwright:
-        browser = playwright.chromium.launch(**chromium_launch)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(60_000)
-            yield tab
-        finally:
-            browser.close()
 
 
 # ---- the test ----------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tick
+from helpers import bare_run
 
 from engine.results.analytics import AnalyticsError, check_decomposition
 from engine.results.files import write_outputs
-from engine.run import Run
 from engine.runner import run_security
 from engine.types import ANALYTICS_COLUMNS, FILL_ANALYTICS_COLUMNS, Events
 
@@ -204,16 +204,7 @@ def test_fills_and_analytics_csv(tmp_path):
     """`<SECURITY>_fills.csv`: exactly the documented columns, event order, shortest
     round-trip floats, NaN as an empty field; `analytics_summary.csv`: ANALYTICS_COLUMNS."""
     r = result(V2, DAY_END, max_position=100)
-    run = Run(
-        run_id="r",
-        kind="backtest",
-        strategy=V2,
-        params={},
-        config_hash="",
-        data_source="",
-        data_hash="",
-        started_at=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime(),
-    ).finish([r], [])
+    run = bare_run("r", V2).finish([r], [])
     write_outputs(run, tmp_path)
     assert (tmp_path / "TEST_fills.csv").read_text().splitlines() == [
         ",".join(FILL_ANALYTICS_COLUMNS),

@@ -4,18 +4,17 @@ fees 0, and the views answer from what was stored."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 import duckdb
 import pandas as pd
 import pytest
+from helpers import bare_run
 
 from engine.data.source import open_data
 from engine.params import load_config
 from engine.results.store import connect, migrate, query, read_run, write_run
 from engine.results.summary import summarise
-from engine.run import Run
 from engine.runner import run_backtest
 from engine.sim import strategies
 from engine.sim.backtest import simulate
@@ -82,16 +81,7 @@ def test_the_views_pool_securities_exactly(run, tmp_path):
 
 
 def test_compact_results_store_their_figures_but_no_fills(shared_data, tmp_path):
-    source_run = Run(
-        run_id="compact",
-        kind="sweep",
-        strategy=V21,
-        params={},
-        config_hash="",
-        data_source="",
-        data_hash="",
-        started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    )
+    source_run = bare_run("compact", V21, kind="sweep")
     events, counts = open_data(shared_data / "parquet", securities=["SPINNEYS"]).load("SPINNEYS")
     params = strategies.get(V21).Params()
     sim = simulate(V21, events, params)

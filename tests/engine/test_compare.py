@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
+from helpers import make_result
 
-from engine.results import metrics
 from engine.results.compare import (
     compare_runs,
     markdown,
@@ -21,40 +20,11 @@ from engine.results.compare import (
 )
 from engine.results.store import StoreError, write_run
 from engine.run import Run
-from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
+from engine.types import Failure
 
 V2 = "v2_price_follow_qty_cooldown"
 START = dt.datetime(2026, 11, 28, 8, 0)
 DAY1, DAY2 = "2026-01-05 10:00", "2026-01-06 10:00"
-
-
-def make_result(security: str, strategy: str, fills: list[tuple[str, float]]) -> SecurityResult:
-    """A SecurityResult with one fill per (time, realized P&L), alternating buy/sell."""
-    n = len(fills)
-    realized = np.array([p for _, p in fills], dtype=float)
-    trades = pd.DataFrame(
-        {
-            "seq": np.arange(1, n + 1, dtype="int64"),
-            "timestamp": pd.to_datetime([t for t, _ in fills]).astype("datetime64[ns]"),
-            "side": ["buy" if i % 2 == 0 else "sell" for i in range(n)],
-            "fill_price": np.full(n, 10.0),
-            "fill_qty": np.full(n, 100, dtype="int64"),
-            "realized_pnl": realized,
-            "position": np.where(np.arange(n) % 2 == 0, 100, 0).astype("int64"),
-            "pnl": np.cumsum(realized),
-        }
-    )[list(TRADE_COLUMNS)]
-    summary = {name: None for name, _ in SUMMARY_FIELDS}
-    summary.update(
-        security=security,
-        strategy=strategy,
-        trades=n,
-        realized_pnl=math.fsum(realized),
-        unrealized_pnl=0.0,
-        total_pnl=math.fsum(realized),
-    )
-    stats = metrics.fill_stats(realized)
-    return SecurityResult(security, strategy, {}, trades, metrics.daily_pnl(trades), summary, stats)
 
 
 def store_run(

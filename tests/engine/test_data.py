@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from workbooks import EMAAR, PARQUET, T0, bloomberg_book, shared, ticks
 
 from engine.data.source import InputError, normalise, open_data
 from engine.data.workbook import open_workbook, read_sheet
 from engine.types import ASK, BID, TRADE, Events, RowCounts
-
-SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
-PARQUET = SHARED / "data" / "parquet"
-EMAAR = SHARED / "data" / "xlsx" / "EMAAR_10k.xlsx"
-HEADER = ["Dates", "Type", "Price", "Size"]
-T0 = datetime(2025, 4, 14, 10)
-
-
-def shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared data {path} not present")
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -38,24 +26,17 @@ def parquet_cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "parquet-cache"
 
 
-def write_book(path: Path, sheets: dict[str, list[list]]) -> Path:
-    """A workbook in the Bloomberg layout; each value is the sheet's data rows (None: no header)."""
-    book = openpyxl.Workbook(write_only=True)
-    for security, data in sheets.items():
-        sheet = book.create_sheet(f"{security} UH Equity")
-        sheet.append([f"{security} UH Equity"])
-        sheet.append(["free text"])
-        sheet.append(HEADER if data is not None else ["oops"])
-        for row in data or []:
-            sheet.append(row)
-    book.save(path)
-    return path
+def tick_table(timestamp, type, price, volume) -> pa.Table:
+    """A table of the normalised columns; `timestamp` as nanoseconds unless an Arrow array."""
+    if not isinstance(timestamp, pa.Array):
+        timestamp = pa.array(timestamp, type=pa.timestamp("ns"))
+    return pa.table({"timestamp": timestamp, "type": type, "price": price, "volume": volume})
 
 
-def ticks(n: int, price: float = 1.0) -> list[list]:
-    return [
-        [T0 + timedelta(seconds=i), ("BID", "ASK", "TRADE")[i % 3], price, 10] for i in range(n)
-    ]
+def row_counts(read: int, kept: int, **dropped: int) -> RowCounts:
+    """RowCounts of `read` rows, `kept` kept, `dropped` by rule (bad_price=1: dropped_bad_price)."""
+    by_rule = {f"dropped_{rule}": n for rule, n in dropped.items()}
+    return RowCounts(rows_read=read, rows_kept=kept, **by_rule)
 
 
 def reference_normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -132,35 +113,21 @@ def test_workbook_through_the_cache_equals_a_direct_read(tmp_path):
 
 def test_workbook_counts_include_the_rows_the_cache_dropped(tmp_path):
     data = ticks(4) + [[None, "BID", 1.0, 1], [T0, "ASK", "x", 1], [T0, "TRADE", 0.0, 0]]
-    workbook = write_book(tmp_path / "book.xlsx", {"AAA": data})
+    workbook = bloomberg_book(tmp_path / "book.xlsx", {"AAA": data})
     events, counts = open_data(workbook, cache_dir=tmp_path / "cache").load("AAA")
-    assert counts == RowCounts(
-        rows_read=7,
-        dropped_bad_timestamp=1,
-        dropped_bad_price=1,
-        dropped_nonpositive_price=1,
-        rows_kept=4,
-    )
+    assert counts == row_counts(7, 4, bad_timestamp=1, bad_price=1, nonpositive_price=1)
     assert events.kind.tolist() == [BID, ASK, TRADE, BID]
 
 
 def test_normalise_drops_and_keeps_exactly_per_spec():
-    table = pa.table(
-        {
-            "timestamp": pa.array([T0, T0, None, T0, T0, T0, T0, T0], type=pa.timestamp("ns")),
-            "type": [" Bid ", "ASK", "BID", "trade", "BID", "TRADE", "ask", "Trade"],
-            "price": [10.0, 10.1, 10.0, 0.0, None, 10.05, -1.0, 10.1],
-            "volume": pa.array([0, 5, 1, 1, 1, None, 1, 7], type=pa.int64()),
-        }
+    table = tick_table(
+        [T0, T0, None, T0, T0, T0, T0, T0],
+        [" Bid ", "ASK", "BID", "trade", "BID", "TRADE", "ask", "Trade"],
+        [10.0, 10.1, 10.0, 0.0, None, 10.05, -1.0, 10.1],
+        pa.array([0, 5, 1, 1, 1, None, 1, 7], type=pa.int64()),
     )
     events, counts = normalise(table)
-    assert counts == RowCounts(
-        rows_read=8,
-        dropped_bad_timestamp=1,
-        dropped_bad_price=1,
-        dropped_nonpositive_price=2,
-        rows_kept=4,
-    )
+    assert counts == row_counts(8, 4, bad_timestamp=1, bad_price=1, nonpositive_price=2)
     assert events.kind.tolist() == [BID, ASK, TRADE, TRADE]
     assert events.price.tolist() == [10.0, 10.1, 10.05, 10.1]
     np.testing.assert_array_equal(events.volume, [0.0, 5.0, np.nan, 7.0])  # zero and NaN kept
@@ -184,7 +151,7 @@ def test_normalise_accepts_raw_bloomberg_columns_in_pandas():
 
 def test_unknown_type_names_sheet_row_and_values(tmp_path):
     data = [[None, "BID", 1.0, 1]] + ticks(3) + [[T0, "QUOTE", 1.0, 1], [T0, "bidx", 1.0, 1]]
-    workbook = write_book(tmp_path / "book.xlsx", {"AAA": data})
+    workbook = bloomberg_book(tmp_path / "book.xlsx", {"AAA": data})
     source = open_data(workbook)
     with pytest.raises(InputError) as error:
         source.load("AAA")
@@ -195,14 +162,7 @@ def test_unknown_type_names_sheet_row_and_values(tmp_path):
 
 
 def test_unknown_type_in_parquet_names_the_row_index(tmp_path):
-    table = pa.table(
-        {
-            "timestamp": pa.array([T0] * 3, type=pa.timestamp("ns")),
-            "type": ["BID", "ASK", "HALT"],
-            "price": [1.0, 1.0, 1.0],
-            "volume": [1, 1, 1],
-        }
-    )
+    table = tick_table([T0] * 3, ["BID", "ASK", "HALT"], [1.0, 1.0, 1.0], [1, 1, 1])
     pq.write_table(table, tmp_path / "xyz.parquet")
     with pytest.raises(InputError, match=r"xyz\.parquet \(security XYZ\).*\['HALT'\].*row 2"):
         open_data(tmp_path).load("XYZ")
@@ -210,7 +170,7 @@ def test_unknown_type_in_parquet_names_the_row_index(tmp_path):
 
 def test_a_sheet_without_usable_rows_is_an_input_error(tmp_path):
     data = [[None, "BID", 1.0, 1], [T0, "BID", 0.0, 0]]
-    workbook = write_book(tmp_path / "book.xlsx", {"AAA": data, "EMPTY": []})
+    workbook = bloomberg_book(tmp_path / "book.xlsx", {"AAA": data, "EMPTY": []})
     source = open_data(workbook)
     with pytest.raises(InputError, match=r"no usable rows \(2 read: 1 with unreadable Dates"):
         source.load("AAA")
@@ -219,7 +179,7 @@ def test_a_sheet_without_usable_rows_is_an_input_error(tmp_path):
 
 
 def test_bad_sheets_fail_alone_so_the_others_can_run(tmp_path):
-    workbook = write_book(tmp_path / "book.xlsx", {"GOOD": ticks(6), "NOHEAD": None})
+    workbook = bloomberg_book(tmp_path / "book.xlsx", {"GOOD": ticks(6), "NOHEAD": None})
     source = open_data(workbook)
     assert source.securities == ("GOOD", "NOHEAD")
     assert source.load("GOOD")[1].rows_kept == 6
@@ -228,7 +188,7 @@ def test_bad_sheets_fail_alone_so_the_others_can_run(tmp_path):
 
 
 def test_selection_by_name_keeps_workbook_order(tmp_path):
-    workbook = write_book(
+    workbook = bloomberg_book(
         tmp_path / "book.xlsx", {"AAA": ticks(3), "BBB": ticks(3), "CCC": ticks(3)}
     )
     assert open_data(workbook, securities=["CCC", "AAA UH Equity"]).securities == ("AAA", "CCC")
@@ -276,23 +236,15 @@ def test_every_number_rule_is_applied_and_counted_once():
         (T0, "BID", 10.0, 2e12),  # absurd size
     ]
     columns = list(zip(*rows, strict=True))
-    table = pa.table(
-        {
-            "timestamp": pa.array(columns[0], type=pa.timestamp("ns")),
-            "type": list(columns[1]),
-            "price": pa.array(columns[2], type=pa.float64()),
-            "volume": pa.array(columns[3], type=pa.float64()),
-        }
+    table = tick_table(
+        columns[0],
+        list(columns[1]),
+        pa.array(columns[2], type=pa.float64()),
+        pa.array(columns[3], type=pa.float64()),
     )
     events, counts = normalise(table)
-    assert counts == RowCounts(
-        rows_read=14,
-        dropped_bad_timestamp=1,
-        dropped_bad_price=1,
-        dropped_nonfinite_price=4,
-        dropped_nonpositive_price=1,
-        dropped_bad_size=4,
-        rows_kept=3,
+    assert counts == row_counts(
+        14, 3, bad_timestamp=1, bad_price=1, nonfinite_price=4, nonpositive_price=1, bad_size=4
     )
     assert events.price.tolist() == [10.0, 10.0, 10.0]
     np.testing.assert_array_equal(events.volume, [5.0, np.nan, 0.0])
@@ -300,9 +252,7 @@ def test_every_number_rule_is_applied_and_counted_once():
 
 def test_booleans_and_text_are_never_read_as_numbers():
     def table(price, volume) -> pa.Table:
-        return pa.table(
-            {"timestamp": pa.array([T0] * 4), "type": ["BID"] * 4, "price": price, "volume": volume}
-        )
+        return tick_table(pa.array([T0] * 4), ["BID"] * 4, price, volume)
 
     _, counts = normalise(table(pa.array([True, False, True, None]), [1, 1, 1, 1]))
     assert counts.dropped_bad_price == 4 and counts.rows_kept == 0
@@ -332,7 +282,7 @@ def test_hostile_numbers_in_a_workbook_are_counted_and_the_backtest_runs(tmp_pat
         [T0, "BID", 10.0, "lots"],  # text size
         [T0, "BID", 10.0, None],  # empty size: kept
     ]
-    workbook = write_book(tmp_path / "book.xlsx", {"AAA": good + bad})
+    workbook = bloomberg_book(tmp_path / "book.xlsx", {"AAA": good + bad})
     with zipfile.ZipFile(workbook) as old:
         parts = {info.filename: old.read(info) for info in old.infolist()}
     parts["xl/worksheets/sheet1.xml"] = parts["xl/worksheets/sheet1.xml"].replace(
@@ -342,27 +292,15 @@ def test_hostile_numbers_in_a_workbook_are_counted_and_the_backtest_runs(tmp_pat
         for name, data in parts.items():
             new.writestr(name, data)
     events, counts = open_data(workbook).load("AAA")
-    assert counts == RowCounts(
-        rows_read=38,
-        dropped_bad_price=1,
-        dropped_nonfinite_price=3,
-        dropped_bad_size=3,
-        rows_kept=31,
-    )
+    assert counts == row_counts(38, 31, bad_price=1, nonfinite_price=3, bad_size=3)
     assert np.isfinite(events.price).all()
     run = run_backtest(workbook, "v1_baseline")
     assert not run.failures and np.isfinite(run.results[0].summary["realized_pnl"])
 
 
 def test_numeric_timestamps_are_refused_naming_the_column(tmp_path):
-    table = pa.table(
-        {
-            "timestamp": pa.array([1_713_088_800] * 3, type=pa.int64()),
-            "type": ["BID", "ASK", "TRADE"],
-            "price": [1.0, 1.0, 1.0],
-            "volume": [1, 1, 1],
-        }
-    )
+    stamps = pa.array([1_713_088_800] * 3, type=pa.int64())
+    table = tick_table(stamps, ["BID", "ASK", "TRADE"], [1.0, 1.0, 1.0], [1, 1, 1])
     pq.write_table(table, tmp_path / "abc.parquet")
     with pytest.raises(InputError, match=r"abc\.parquet.*column 'timestamp' holds int64, not date"):
         open_data(tmp_path).load("ABC")
@@ -378,15 +316,9 @@ def test_timestamps_are_read_by_their_declared_unit_and_never_wrap():
     far = datetime(9999, 1, 1)  # beyond int64 nanoseconds (2262): unreadable, not wrapped
     for kind in (pa.timestamp("s"), pa.timestamp("ms"), pa.timestamp("us"), pa.date32()):
         stamps = [T0, far] if kind != pa.date32() else [T0.date(), far.date()]
-        table = pa.table(
-            {
-                "timestamp": pa.array(stamps, type=kind),
-                "type": ["BID"] * 2,
-                "price": [1.0] * 2,
-                "volume": [1] * 2,
-            }
+        events, counts = normalise(
+            tick_table(pa.array(stamps, type=kind), ["BID"] * 2, [1.0] * 2, [1] * 2)
         )
-        events, counts = normalise(table)
         expected = pd.Timestamp(T0 if kind != pa.date32() else T0.date()).value
         assert events.timestamp_ns.tolist() == [expected], kind
         assert counts.dropped_bad_timestamp == 1

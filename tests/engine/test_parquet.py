@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import openpyxl
 import pyarrow.parquet as pq
 import pytest
+from workbooks import SYNTHETIC, bloomberg_book, shared, ticks
 
 from engine.data import parquet
 from engine.data.parquet import (
@@ -22,30 +22,15 @@ from engine.data.parquet import (
 )
 from engine.data.workbook import CACHE_SCHEMA, InputError
 
-SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
-SYNTHETIC = SHARED / "data" / "xlsx" / "Synthetic_3x5k.xlsx"
-HEADER = ["Dates", "Type", "Price", "Size"]
-START = datetime(2025, 4, 14, 10)
-
 
 def synthetic(tmp_path: Path) -> Path:
-    if not SYNTHETIC.exists():
-        pytest.skip(f"shared data {SYNTHETIC} not present")
-    return Path(shutil.copy(SYNTHETIC, tmp_path / "synthetic.xlsx"))
+    return Path(shutil.copy(shared(SYNTHETIC), tmp_path / "synthetic.xlsx"))
 
 
 def tiny_book(path: Path, prices: dict[str, float], rows: int = 5, bad: str | None = None) -> Path:
     """A small Bloomberg-layout workbook; sheet `bad` (if given) has no header."""
-    book = openpyxl.Workbook(write_only=True)
-    for security, price in prices.items():
-        sheet = book.create_sheet(f"{security} UH Equity")
-        sheet.append([f"{security} UH Equity"])
-        sheet.append(["free text"])
-        sheet.append(["nothing here"] if security == bad else HEADER)
-        for i in range(rows):
-            sheet.append([START + timedelta(seconds=i), ("BID", "ASK", "TRADE")[i % 3], price, 100])
-    book.save(path)
-    return path
+    sheets = {s: None if s == bad else ticks(rows, price, size=100) for s, price in prices.items()}
+    return bloomberg_book(path, sheets)
 
 
 def count_conversions(monkeypatch) -> list[str]:

@@ -10,6 +10,7 @@ import openpyxl
 import pyarrow as pa
 import pytest
 from openpyxl.cell import WriteOnlyCell
+from workbooks import EMAAR, HEADER, SYNTHETIC, shared
 
 from engine.data.workbook import (
     CACHE_SCHEMA,
@@ -19,17 +20,6 @@ from engine.data.workbook import (
     security_name,
     sheet_names,
 )
-
-SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
-EMAAR = SHARED / "data" / "xlsx" / "EMAAR_10k.xlsx"
-SYNTHETIC = SHARED / "data" / "xlsx" / "Synthetic_3x5k.xlsx"
-HEADER = ["Dates", "Type", "Price", "Size"]
-
-
-def shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared data {path} not present")
-    return path
 
 
 class Serial(float):

@@ -28,6 +28,7 @@ import faults
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import start_group
 
 import flows.backtest
 from engine.params import load_config
@@ -101,16 +102,7 @@ def dask_cluster(tmp_path_factory):
     try:
         for i, command in enumerate([scheduler, worker, worker]):
             logs.append(scratch / f"dask-{i}.log")
-            with open(logs[-1], "w") as log:
-                processes.append(
-                    subprocess.Popen(
-                        command,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own process group: the nanny's worker too
-                    )
-                )
+            processes.append(start_group(command, env, logs[-1]))
         try:
             client = Client(address, timeout=60)
             client.wait_for_workers(2, timeout=60)

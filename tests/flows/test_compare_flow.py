@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
+from helpers import make_result
 
-from engine.results import metrics
 from engine.results.store import write_run
 from engine.run import Run
-from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, SecurityResult
+from engine.types import SecurityResult
 from flows.compare import compare
 
 V2 = "v2_price_follow_qty_cooldown"
@@ -18,32 +17,8 @@ V2 = "v2_price_follow_qty_cooldown"
 
 def result(security: str, realized: list[float]) -> SecurityResult:
     """One fill per realized P&L value, one per day from 2026-01-05."""
-    n = len(realized)
-    trades = pd.DataFrame(
-        {
-            "seq": np.arange(1, n + 1, dtype="int64"),
-            "timestamp": pd.date_range("2026-01-05 10:00", periods=n, freq="D").astype(
-                "datetime64[ns]"
-            ),
-            "side": ["sell"] * n,
-            "fill_price": np.full(n, 10.0),
-            "fill_qty": np.full(n, 100, dtype="int64"),
-            "realized_pnl": np.array(realized),
-            "position": np.zeros(n, dtype="int64"),
-            "pnl": np.cumsum(realized),
-        }
-    )[list(TRADE_COLUMNS)]
-    summary = {name: None for name, _ in SUMMARY_FIELDS}
-    summary.update(
-        security=security,
-        strategy=V2,
-        trades=n,
-        realized_pnl=sum(realized),
-        unrealized_pnl=0.0,
-        total_pnl=sum(realized),
-    )
-    stats = metrics.fill_stats(np.array(realized, dtype=float))
-    return SecurityResult(security, V2, {}, trades, metrics.daily_pnl(trades), summary, stats)
+    days = pd.date_range("2026-01-05 10:00", periods=len(realized), freq="D")
+    return make_result(security, V2, list(zip(days, realized, strict=True)))
 
 
 def write(path, run_id: str, refill: float, results: list[SecurityResult]) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import start_group
 
 from engine.lineage import code_version
 from engine.runner import run_backtest
@@ -77,16 +78,7 @@ def cluster(prefect_harness, tmp_path_factory):
     processes = []
     try:
         for i, command in enumerate(server.dask_commands(address, workers=1)):
-            with open(scratch / f"dask-{i}.log", "w") as log:
-                processes.append(
-                    subprocess.Popen(
-                        command,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
+            processes.append(start_group(command, env, scratch / f"dask-{i}.log"))
         client = Client(address, timeout=60)
         client.wait_for_workers(1, timeout=120)
         with client:
