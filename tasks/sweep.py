@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from engine.data.source import DataSource
 from engine.sweep import Cell, run_cells
 from engine.types import SecurityResult
-from tasks.backtest import RETRIED
+from tasks.backtest import RETRIED, undo_dask_malloc_trim
 
 
 @task(
@@ -28,4 +28,5 @@ def run_sweep_cells(
 ) -> list[SecurityResult]:
     """Load one security once and backtest it for every cell of the batch (`batch` names it);
     compact results (no trade tables) unless `keep_trades`."""
+    undo_dask_malloc_trim()
     return run_cells(source, security, cells, config, keep_trades=keep_trades)
