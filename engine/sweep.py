@@ -213,7 +213,9 @@ def run_cells(
 ) -> list[SecurityResult]:
     """Load one security once and backtest every cell on it, in the order of `cells`: one
     compiled call per cell, the events' own figures computed once. Without `keep_trades` each
-    result is compact (summary, daily P&L, exact fill statistics; no trade table)."""
+    result is compact (summary, daily P&L, exact fill statistics; no trade table). A sweep
+    keeps no per-fill analytics (fill_analytics: 20 values per fill, rarely read for a cell):
+    `mmflow rerun` of the cell gives them."""
     resolved = [
         resolve_params(strategies.get(c.strategy).Params, security, dict(config or {}), c.params)
         for c in cells
@@ -229,6 +231,7 @@ def run_cells(
             simulate(cell.strategy, events, params),
             counts,
             keep_trades=keep_trades,
+            keep_fills=False,
             facts=facts,
         )  # fmt: skip
         for cell, params in zip(cells, resolved, strict=True)

@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed
+from prefect.utilities.annotations import quote
 
 from engine import settings
 from engine.params import load_config, resolve_params
@@ -108,7 +109,7 @@ def backtest(
     )
     target = settings.store_path(store)
     storing = time.perf_counter()
-    spilled = store_results(target, [run], store_timeout)
+    spilled = store_results(target, quote([run]), store_timeout)
     done.timings["store"] = time.perf_counter() - storing
     liveness.hand_over(run.summary(store=target, timings=done.timings, spilled=tuple(spilled)))
     report = report_or_none(write_run_report, run, target)

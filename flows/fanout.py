@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,15 +49,21 @@ def fan_out(
     on_outcome: Callable[[Item, Any], None] | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
+    runner=None,
 ) -> FanOut:
-    """Run `task` once per item on the task runner; `on_outcome(item, outcome)` is called as each
+    """Run `task` once per item on the task runner (`runner`, an entered one shared by several
+    fan-outs, else one made for this call); `on_outcome(item, outcome)` is called as each
     finishes (e.g. to store a finished batch). `describe(result)` is the progress line's text."""
     logger = get_run_logger()
     done = FanOut()
     if not items:  # nothing to do: no cluster either
         return done
     started = time.perf_counter()
-    with make_task_runner(dask_address, workers) as runner:
+    with (
+        _entered(runner)
+        if runner is not None
+        else make_task_runner(dask_address, workers) as runner
+    ):
         getattr(runner, "client", None)  # Dask's runner starts its cluster on first use: now
         submitted = time.perf_counter()
         futures = {runner.submit(task, parameters=item.parameters): item for item in items}
@@ -81,6 +88,12 @@ def fan_out(
         cluster_stop=time.perf_counter() - computed,
     )
     return done
+
+
+@contextmanager
+def _entered(runner):
+    """An already entered task runner, as a context that leaves it running."""
+    yield runner
 
 
 def _eta(done: int, total: int, since: float) -> str:

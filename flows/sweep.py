@@ -22,12 +22,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed
+from prefect.utilities.annotations import quote
 
 from engine import settings
 from engine.data.source import DataSource
 from engine.lineage import code_version
 from engine.params import load_config
-from engine.rerun import rerun
 from engine.results.compare import FIGURE_BASIS, parameters_label, rounded
 from engine.results.store import read_sweep_cells
 from engine.run import Run
@@ -46,6 +46,7 @@ from engine.sweep import (
 from engine.types import Failure
 from flows import liveness
 from flows.fanout import Item, fan_out
+from flows.runtime import make_task_runner
 from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, store_results
 from tasks.report import report_or_none, write_sweep_report
 from tasks.sweep import run_sweep_cells
@@ -99,9 +100,10 @@ def stored_cells(store: str, sid: str) -> dict[tuple[str, str], dict]:
 
 
 def evaluate_cells(sweep: Sweep, todo: list[Cell], replace: dict[Cell, str], *, batch_cells: int,
-                   **cluster) -> list[dict]:  # fmt: skip
-    """Run the cells in batches (`cluster`: dask_address, workers); store each batch as soon as
-    all its securities are done. Returns the tasks (security, batch, cells, ok)."""
+                   keep_trades: bool, **cluster) -> list[dict]:  # fmt: skip
+    """Run the cells in batches (`cluster`: dask_address, workers), with their trades or not;
+    store each batch as soon as all its securities are done. Returns the tasks (security,
+    batch, cells, ok)."""
     groups = batches(todo, batch_cells)
     securities = sweep.source.securities
     items = [
@@ -115,7 +117,7 @@ def evaluate_cells(sweep: Sweep, todo: list[Cell], replace: dict[Cell, str], *, 
                 cells=list(cells),
                 config=sweep.config,
                 batch=f"batch{b + 1}of{len(groups)}",
-                keep_trades=sweep.trades == "all",
+                keep_trades=keep_trades,
             ),
         )  # fmt: skip
         for b, cells in enumerate(groups)
@@ -159,20 +161,22 @@ def _store_batch(
     for i, cell in enumerate(cells):
         results = [outcomes[s][i] for s in securities if not isinstance(outcomes[s], Failure)]
         runs[cell] = sweep.cell_run(cell, replace.get(cell)).finish(results, failures)
-    sweep.spilled += store_results(sweep.store, list(runs.values()), sweep.store_timeout)
+    sweep.spilled += store_results(sweep.store, quote(list(runs.values())), sweep.store_timeout)
     sweep.runs.update(runs)
 
 
-def store_best_trades(sweep: Sweep, table: tuple[dict, ...]) -> list[str]:
-    """Recompute the best cells by total P&L with their trades and store them (same run ids);
-    the run ids that gained trades."""
-    ranked = sorted((r for r in table if r["total_pnl"] == r["total_pnl"]),
-                    key=lambda r: r["total_pnl"], reverse=True)  # fmt: skip
-    missing = [r["run_id"] for r in ranked[:BEST_CELLS] if not r["trades_stored"]]
-    runs = [rerun(sweep.store, run_id, data=str(sweep.source.path)) for run_id in missing]
-    if runs:
-        sweep.spilled += store_results(sweep.store, runs, sweep.store_timeout)
-    return missing
+def store_best_trades(sweep: Sweep, cells: tuple[Cell, ...], table: tuple[dict, ...],
+                      **cluster) -> list[str]:  # fmt: skip
+    """Recompute the best cells by total P&L with their trades, on the cluster, and store them
+    (same run ids); the run ids that gained trades. `table` rows are the `cells`' rows."""
+    ranked = sorted((i for i, r in enumerate(table) if r["total_pnl"] == r["total_pnl"]),
+                    key=lambda i: table[i]["total_pnl"], reverse=True)  # fmt: skip
+    best = {
+        cells[i]: table[i]["run_id"] for i in ranked[:BEST_CELLS] if not table[i]["trades_stored"]
+    }
+    if best:
+        evaluate_cells(sweep, list(best), best, batch_cells=len(best), keep_trades=True, **cluster)
+    return list(best.values())
 
 
 @flow(name="sweep", **liveness.HOOKS)
@@ -213,13 +217,16 @@ def sweep(
     logger.info("sweep %s: %d cells x %d securities; %d to compute in batches of %d, %d already "
                 "stored; trades: %s%s", sid, len(expanded.cells), len(source.securities),
                 len(todo), size, len(reused), policy, " (--fresh: recomputing all)" if fresh else "")  # fmt: skip
-    tasks = evaluate_cells(state, todo, replace, batch_cells=size, dask_address=dask_address,
-                           workers=workers)  # fmt: skip
-    table = tuple(state.table_row(cell) for cell in expanded.cells)
-    if policy == "best" and (with_trades := store_best_trades(state, table)):
-        logger.info("stored the trades of the best cells: %s", ", ".join(with_trades))
-        table = tuple(dict(r, trades_stored=r["trades_stored"] or r["run_id"] in with_trades)
-                      for r in table)  # fmt: skip
+    with make_task_runner(dask_address, workers) as runner:  # one cluster for both passes
+        tasks = evaluate_cells(state, todo, replace, batch_cells=size,
+                               keep_trades=policy == "all", runner=runner)  # fmt: skip
+        table = tuple(state.table_row(cell) for cell in expanded.cells)
+        if policy == "best" and (
+            with_trades := store_best_trades(state, expanded.cells, table, runner=runner)
+        ):
+            logger.info("stored the trades of the best cells: %s", ", ".join(with_trades))
+            table = tuple(dict(r, trades_stored=r["trades_stored"] or r["run_id"] in with_trades)
+                          for r in table)  # fmt: skip
     summary = SweepSummary(
         sweep_id=sid, store=target, cells=len(expanded.cells), securities=source.securities,
         computed_cells=tuple(c.label for c in todo),

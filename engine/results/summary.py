@@ -62,9 +62,11 @@ def summarise(
     counts: RowCounts | None = None,
     *,
     keep_trades: bool = True,
+    keep_fills: bool | None = None,
     facts: EventFacts | None = None,
 ) -> SecurityResult:
-    """The result of one simulated security: daily P&L, summary, and (if kept) the trades."""
+    """The result of one simulated security: daily P&L, summary, and (if kept) the trades and
+    the per-fill analytics (`keep_fills`, by default with the trades)."""
     fills, state = sim.fills, sim.state
     counts = counts or RowCounts(rows_read=len(events), rows_kept=len(events))
     facts = facts or event_facts(events)
@@ -112,7 +114,7 @@ def summarise(
     trades = trades_frame(events, fills) if keep_trades else None
     # ANALYTICS.md A1-A11: fill quality, quoting, inventory, mark-to-market and fees.
     dates = daily["date"].to_numpy()
-    analysis = analyse(security, events, sim, params, total, dates, keep_fills=keep_trades,
+    analysis = analyse(security, events, sim, params, total, dates, keep_fills=keep_trades if keep_fills is None else keep_fills,
                        trades=trades, market=facts.market)  # fmt: skip
     daily["mtm_pnl"], daily["fees"] = analysis.daily_mtm, analysis.daily_fees  # a fresh frame
     return SecurityResult(
