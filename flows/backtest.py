@@ -85,20 +85,8 @@ def backtest(
         overrides=overrides,
         flow_run_id=flow_run.get_id(),
     )
-    items = [
-        Item(
-            security,
-            security,
-            dict(
-                source=source,
-                security=security,
-                strategy=strategy,
-                config=config_values,
-                overrides=overrides,
-            ),
-        )
-        for security in source.securities
-    ]
+    task_args = dict(source=source, strategy=strategy, config=config_values, overrides=overrides)
+    items = [Item(s, s, dict(task_args, security=s)) for s in source.securities]
     done = fan_out(
         run_backtest, items, describe=_describe, dask_address=dask_address, workers=workers
     )

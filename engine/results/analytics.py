@@ -1,10 +1,8 @@
 """Fill quality, quoting activity, inventory, mark-to-market P&L and fees of one security
 (ANALYTICS.md A1-A11), computed after the kernel from its fill records and counters.
 
-Nothing here changes a fill. One compiled pass over the rows (`analytics_pass_nb`) keeps the
-market book (A2) and the replay clock (A1), answers every fill's horizons (A4) and notes what A8
-and A9 need per date; where the dates are not in ascending runs, the general path over row-sized
-arrays (`analytics_nb`) answers the same. Then one compiled pass over the fills (A5, A6, A11),
+Nothing here changes a fill. `engine.results.market` gives every fill's mids (A1, A2, A4) and
+what A8 and A9 need per date. Then one compiled pass over the fills (A5, A6, A11),
 the kernel's counters (A7, A8), each date's mark-to-market (A9), A10 and A11. Where ANALYTICS.md
 leaves room the choice is marked "Decision" and cites its rule. `analytics_portfolio` pools the
 securities of a run.
@@ -19,17 +17,12 @@ import numpy as np
 import pandas as pd
 
 from engine.results.analytics_nb import (
-    carried_mids_nb,
     fill_values_nb,
-    horizon_mids_nb,
-    market_mid_nb,
-    minute_rows_nb,
     mtm_nb,
     positions_after_nb,
 )
-from engine.results.analytics_pass_nb import fused_pass_nb
+from engine.results.market import Dates, Market, market_marks
 from engine.sim.backtest import Simulation
-from engine.sim.session import WINDOW_END_NS, WINDOW_START_NS
 from engine.types import (
     ANALYTICS_COLUMNS,
     BUY,
@@ -43,10 +36,6 @@ from engine.types import (
     Events,
 )
 
-HORIZONS_NS = np.array(HORIZONS_SEC, dtype=np.int64) * NS_PER_SECOND
-MINUTE_NS = 60 * NS_PER_SECOND
-MINUTES = np.arange(WINDOW_START_NS, WINDOW_END_NS, MINUTE_NS)  # A8: whole minutes of the window
-MAX_FAST_DATES = 4096  # dates the one-pass path holds (beyond: the general path)
 MARKOUT_KINDS = ("all", *FILL_KIND_NAMES)  # the rows of a security's markouts frame
 _SUFFIXES = ("0", *(str(h) for h in HORIZONS_SEC))  # column 0 of the (fills, 6) arrays: mid_0
 _KIND_NAMES = pd.array(FILL_KIND_NAMES, dtype="str")  # `take` from these: 7x faster than
@@ -55,103 +44,6 @@ _SIDE_NAMES = pd.array(["sell", "buy"], dtype="str")  # building strings per fil
 
 class AnalyticsError(ArithmeticError):
     """An analytics identity (A10) does not hold: a bug, never bad input."""
-
-
-@dataclass(frozen=True)
-class Dates:
-    """What A8 and A9 need of each date of a security's rows, dates ascending."""
-
-    days: np.ndarray  # days since the epoch
-    last_row: np.ndarray  # the date's last row
-    last_mid: np.ndarray  # the last defined mid at or before it (NaN: none yet)
-    minute_rows: np.ndarray  # (dates, MINUTES): the last row at or before each on the clock
-    final_mid: float  # the last defined mid at or before the last row of all
-
-
-@dataclass(frozen=True)
-class Market:
-    """A security's market over its rows, the same for every strategy and parameter set: the
-    A4 mids a fill at each row would get (the mid after the row, A2, then at each horizon on the
-    replay clock, A1) and the `Dates` (A8, A9). A sweep computes it once per security; each cell
-    then looks its fills' mids up, with no pass over the rows and no search."""
-
-    row_mids: np.ndarray  # (1 + len(HORIZONS_SEC), rows): mids[:, r] of a fill at row r
-    dates: Dates
-
-
-def _event_arrays(events: Events) -> tuple:
-    return (
-        np.ascontiguousarray(events.timestamp_ns, dtype=np.int64),
-        np.ascontiguousarray(events.kind, dtype=np.int8),
-        np.ascontiguousarray(events.price, dtype=np.float64),
-        np.ascontiguousarray(events.volume, dtype=np.float64),
-    )
-
-
-def market_marks(
-    events: Events, rows: np.ndarray, market: Market | None = None
-) -> tuple[np.ndarray, Dates]:
-    """(mids, Dates): A4 mids of the fills at `rows` (fills x (0, *HORIZONS_SEC), column-major)
-    and the dates: from `market` when given, else by the one-pass path, or the general one when
-    the dates are not ascending runs of rows."""
-    mids = np.empty((len(rows), 1 + len(HORIZONS_SEC)), order="F")
-    if market is not None:  # (fills, 6) column-major: the transpose of a (6, fills) take
-        return np.take(market.row_mids, rows, axis=1).T, market.dates
-    arrays = _event_arrays(events)
-    minute_rows = np.empty((MAX_FAST_DATES, len(MINUTES)), dtype=np.int64)
-    last_row, last_mid = np.empty(MAX_FAST_DATES, dtype=np.int64), np.empty(MAX_FAST_DATES)
-    window = (WINDOW_START_NS, WINDOW_END_NS, MINUTE_NS)
-    dates = fused_pass_nb(
-        arrays, rows, HORIZONS_NS, window, mids, minute_rows.ravel(), last_row, last_mid
-    )
-    if dates < 0:
-        return _general_marks(arrays, rows, mids)
-    days = arrays[0][last_row[:dates]] // NS_PER_DAY
-    final = float(last_mid[dates - 1]) if dates else math.nan
-    return mids, Dates(days, last_row[:dates], last_mid[:dates], minute_rows[:dates], final)
-
-
-def _general_marks(arrays: tuple, rows: np.ndarray, mids: np.ndarray) -> tuple[np.ndarray, Dates]:
-    """market_marks for rows in any order of dates, over row-sized arrays of mids and clock."""
-    market, dates = _market_arrays(arrays)
-    horizon_mids_nb(market, rows, HORIZONS_NS, mids)
-    return mids, dates
-
-
-def market_of(events: Events) -> Market:
-    """The `Market` of a security's events: A4 for a fill at every row at once. The replay clock
-    never decreases, so the last row with clock <= ts_r + h is a binary search, then clamped to
-    [r, L_r] as horizon_mids_nb does per fill."""
-    (timestamp, clock, mid, run_start, run_last), dates = _market_arrays(_event_arrays(events))
-    n = len(timestamp)
-    rows = np.arange(n)
-    last = np.repeat(run_last, np.diff(np.r_[run_start, n])) if n else rows
-    row_mids = np.empty((1 + len(HORIZONS_NS), n))
-    row_mids[0] = mid
-    for i, horizon in enumerate(HORIZONS_NS, start=1):
-        j = np.searchsorted(clock, timestamp + horizon, side="right") - 1
-        row_mids[i] = mid[np.minimum(np.maximum(j, rows), last)]
-    return Market(row_mids, dates)
-
-
-def _market_arrays(arrays: tuple) -> tuple[tuple, Dates]:
-    """((timestamp, clock, mid, run_start, run_last): horizon_mids_nb's `market`, Dates)."""
-    timestamp, n = arrays[0], len(arrays[0])
-    mid, clock, run_start = np.empty(n), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    runs = market_mid_nb(arrays, mid, clock, run_start)
-    run_start = run_start[:runs]
-    days, which = np.unique(timestamp[run_start] // NS_PER_DAY, return_inverse=True)
-    last_row = np.full(len(days), -1, dtype=np.int64)
-    np.maximum.at(last_row, which, np.r_[run_start[1:], n] - 1)  # A4's L: a date's last row
-    grid = days[:, None] * NS_PER_DAY + MINUTES[None, :]  # ascending: days ascend
-    minute_rows = np.empty(grid.shape, dtype=np.int64)
-    minute_rows_nb(clock, grid.ravel(), minute_rows.ravel())
-    ends = np.r_[last_row, n - 1] if n else np.array([], dtype=np.int64)
-    carried = np.empty(len(ends))
-    carried_mids_nb(mid, ends, carried)
-    final = float(carried[-1]) if n else math.nan
-    dates = Dates(days, last_row, carried[:-1], minute_rows, final)
-    return (timestamp, clock, mid, run_start, last_row[which]), dates
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ def _add_nb(partials, n, x):
             partials[i] = lo
             i += 1
         x = hi
+    if x == 0.0:  # as CPython's fsum: no zero partial
+        return i
     partials[i] = x
     return i + 1
 
@@ -49,22 +51,7 @@ def _fsum_nb(values, start, end, partials):
     """math.fsum(values[start:end]) for finite values: CPython's algorithm step for step."""
     n = 0
     for k in range(start, end):
-        x = values[k]
-        i = 0
-        for j in range(n):
-            y = partials[j]
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo != 0.0:
-                partials[i] = lo
-                i += 1
-            x = hi
-        n = i
-        if x != 0.0:  # CPython keeps no zero partial
-            partials[n] = x
-            n += 1
+        n = _add_nb(partials, n, values[k])
     if n == 0:
         return 0.0
     n -= 1

@@ -16,7 +16,8 @@ import pandas as pd
 
 from engine.params import MarketMakingParams
 from engine.results import metrics
-from engine.results.analytics import Market, analyse, market_of
+from engine.results.analytics import analyse
+from engine.results.market import Market, market_of
 from engine.sim.backtest import Simulation, trades_frame
 from engine.types import BUY, NS_PER_DAY, TRADE, Events, RowCounts, SecurityResult
 

@@ -14,6 +14,7 @@ A first start creates the SQLite database and takes about 40 s on 2 cores; later
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -223,20 +224,12 @@ def create_store_limit(api: str) -> None:
     """Create the one-slot global concurrency limit every store write takes, if missing."""
     from engine.settings import STORE_CONCURRENCY_LIMIT
 
-    try:  # read first: a POST of an existing name makes the server log a traceback
-        urllib.request.urlopen(
-            f"{api}/v2/concurrency_limits/{STORE_CONCURRENCY_LIMIT}", timeout=10
-        ).close()
-        return
-    except (urllib.error.HTTPError, OSError):
-        pass  # 404: missing; anything else: the POST below says what is wrong
+    with contextlib.suppress(OSError):  # read first: POSTing an existing name logs a traceback
+        return urllib.request.urlopen(f"{api}/v2/concurrency_limits/{STORE_CONCURRENCY_LIMIT}",
+                                      timeout=10).close()  # fmt: skip
     body = json.dumps({"name": STORE_CONCURRENCY_LIMIT, "limit": 1}).encode()
-    request = urllib.request.Request(
-        f"{api}/v2/concurrency_limits/",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(f"{api}/v2/concurrency_limits/", body, headers, method="POST")
     try:
         urllib.request.urlopen(request, timeout=10).close()
     except urllib.error.HTTPError as exc:

@@ -227,8 +227,8 @@ def test_the_one_pass_kernel_runs_as_plain_python():
     """STYLE "Numba": the one-pass kernel compiled equals its plain-Python self; its A4 mids,
     A8 minute samples and A9 date ends are those of the hand-made table (the general path's
     kernels are checked against the oracle on dates out of order, below)."""
-    from engine.results.analytics import HORIZONS_NS, MINUTE_NS
     from engine.results.analytics_pass_nb import fused_pass_nb
+    from engine.results.market import HORIZONS_NS, MINUTE_NS
     from engine.sim.session import WINDOW_END_NS, WINDOW_START_NS
 
     evs = tick.events(*DAY_END)

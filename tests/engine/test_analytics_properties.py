@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_properties import SETTINGS, STRATEGIES, books
 
-from engine.results.analytics import _general_marks, market_marks
+from engine.results.market import _general_marks, market_marks
 from engine.runner import run_security
 from engine.sim import strategies
 from engine.sim.backtest import simulate

@@ -92,14 +92,24 @@ def test_cell_key_is_the_config_hash_a_backtest_run_would_store():
     assert cell.key(None) == config_hash({}, {"refill_interval_sec": 5})
     source = type("Source", (), {"path": "ticks", "content_hash": "h"})()
     runs = [
-        Run.start(kind=kind, strategy=V2, source=source, config_path="cfg.json", config=config,
-                  overrides=cell.params)  # fmt: skip
+        Run.start(
+            kind=kind,
+            strategy=V2,
+            source=source,
+            config_path="cfg.json",
+            config=config,
+            overrides=cell.params,
+        )  # fmt: skip
         for kind in ("sweep", "backtest")
     ]
-    assert runs[0].params == runs[1].params == {
-        "config": "cfg.json",
-        "overrides": {"refill_interval_sec": 5},
-    }
+    assert (
+        runs[0].params
+        == runs[1].params
+        == {
+            "config": "cfg.json",
+            "overrides": {"refill_interval_sec": 5},
+        }
+    )
     assert runs[0].config_hash == runs[1].config_hash == cell.key(config)
 
 
