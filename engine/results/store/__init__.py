@@ -27,7 +27,8 @@ position to the last in-window trade price, and `total_pnl = realized_pnl + unre
 * `trades`: one row per fill (SPEC §5.1): run_id, security, `seq`, `timestamp` (microseconds),
   `side` ('buy'/'sell'), `fill_price`, `fill_qty`, `realized_pnl`, `position`, `pnl`.
 * `daily_pnl`: one row per security and date with fills: `date`, `realized_pnl`, `cumulative_pnl`,
-  `trades`.
+  `trades`, `mtm_pnl`, `fees` (none for a sweep cell stored without trades).
+* `run_daily`: one row per run and date: the portfolio's daily P&L (every run, m008).
 * `failures`: securities that could not be backtested: `attempts`, `error_type`, `message`.
 * `migrations`: the applied schema migrations (`name`, `applied_at`), see `schema.py`.
 
