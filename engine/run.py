@@ -44,6 +44,11 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
+def count_of(name: str, doc: str) -> property:
+    """A read-only property: how many items the attribute `name` holds (`doc`: its docstring)."""
+    return property(lambda self: len(getattr(self, name)), doc=doc)
+
+
 @dataclass(frozen=True)
 class Portfolio:
     """All securities together (SPEC §0): P&L sums and the metrics of SPEC §5.3 on the
@@ -108,15 +113,8 @@ class RunSummary:
     timings: Mapping[str, float] = field(default_factory=dict)
     spilled: tuple[str, ...] = ()  # spill folders, when the store stayed locked (not stored yet)
 
-    @property
-    def securities_ok(self) -> int:
-        """How many securities were backtested."""
-        return len(self.securities)
-
-    @property
-    def securities_failed(self) -> int:
-        """How many securities failed."""
-        return len(self.failed)
+    securities_ok = count_of("securities", "How many securities were backtested.")
+    securities_failed = count_of("failed", "How many securities failed.")
 
 
 @dataclass

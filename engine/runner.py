@@ -47,6 +47,28 @@ def backtest_security(
     return run_security(security, strategy, events, params, counts)
 
 
+def start_backtest(
+    strategy: str,
+    source: DataSource,
+    *,
+    config_path: str | None,
+    config: dict | None,
+    overrides: dict | None,
+    **lineage,
+) -> Run:
+    """A new backtest `Run` of `strategy` over `source`, as every backtest runner starts one
+    (`lineage`: further `Run` fields, e.g. the Prefect `flow_run_id`)."""
+    return Run.start(
+        kind="backtest",
+        strategy=strategy,
+        source=source,
+        config_path=config_path,
+        config=config,
+        overrides=overrides,
+        **lineage,
+    )
+
+
 def run_backtest(
     data: str | Path | DataSource,
     strategy: str,
@@ -66,13 +88,8 @@ def run_backtest(
         if isinstance(data, DataSource)
         else open_data(data, securities=securities, max_sheets=max_sheets)
     )
-    run = Run.start(
-        kind="backtest",
-        strategy=strategy,
-        source=source,
-        config_path=config_path,
-        config=config,
-        overrides=overrides,
+    run = start_backtest(
+        strategy, source, config_path=config_path, config=config, overrides=overrides
     )
     results: list[SecurityResult] = []
     failures: list[Failure] = []

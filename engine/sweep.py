@@ -28,7 +28,7 @@ from engine.params import (
     resolve_params,
 )
 from engine.results.summary import event_facts, summarise
-from engine.run import PORTFOLIO_FIGURES
+from engine.run import PORTFOLIO_FIGURES, count_of
 from engine.settings import DEFAULT_BATCH_CELLS, DEFAULT_STRATEGIES  # noqa: F401 - re-exported
 from engine.sim import strategies
 from engine.sim.backtest import simulate
@@ -192,15 +192,8 @@ class SweepSummary:
     report: str | None = None
     spilled: tuple[str, ...] = ()  # spill folders, when the store stayed locked (not stored yet)
 
-    @property
-    def computed(self) -> int:
-        """How many cells were computed by this sweep run."""
-        return len(self.computed_cells)
-
-    @property
-    def reused(self) -> int:
-        """How many cells were already stored."""
-        return len(self.reused_cells)
+    computed = count_of("computed_cells", "How many cells were computed by this sweep run.")
+    reused = count_of("reused_cells", "How many cells were already stored.")
 
 
 def run_cells(

@@ -16,6 +16,7 @@ from engine.params import load_config, resolve_params
 from engine.results.compare import FIGURE_BASIS, rounded
 from engine.results.report import headline
 from engine.run import Run, RunSummary
+from engine.runner import start_backtest
 from engine.sim import strategies
 from engine.types import KEY_FIGURES, SecurityResult
 from flows import liveness
@@ -76,10 +77,9 @@ def backtest(
     config_values = load_config(config)
     resolve_params(strategies.get(strategy).Params, "", config_values, overrides)  # fail fast
     source = prepare_data(data, securities, max_sheets, cache)
-    run = Run.start(
-        kind="backtest",
-        strategy=strategy,
-        source=source,
+    run = start_backtest(
+        strategy,
+        source,
         config_path=config,
         config=config_values,
         overrides=overrides,

@@ -158,22 +158,9 @@ def compare_runs(
     """The runs chosen as in `select_runs`, side by side (see `Comparison`)."""
     title, ids = select_runs(path, run_ids=run_ids, sweep_id=sweep_id, latest=latest)
     with connect(path, read_only=True, retries=3) as con:
-        runs = con.sql(
-            f"SELECT {_RUN_COLUMNS}, CAST(params AS VARCHAR) AS params FROM runs "
-            "WHERE list_contains(?, run_id)",
-            params=[ids],
-        ).df()
-        per_security = con.sql(
-            "SELECT run_id, security, total_pnl FROM security_results "
-            "WHERE list_contains(?, run_id)",
-            params=[ids],
-        ).df()
-        failed = [
-            s
-            for (s,) in con.execute(
-                "SELECT DISTINCT security FROM failures WHERE list_contains(?, run_id)", [ids]
-            ).fetchall()
-        ]
+        runs = _of_runs(con, f"{_RUN_COLUMNS}, CAST(params AS VARCHAR) AS params", "runs", ids)
+        per_security = _of_runs(con, "run_id, security, total_pnl", "security_results", ids)
+        failed = _of_runs(con, "DISTINCT security", "failures", ids)["security"].tolist()
     runs = runs.set_index("run_id").loc[ids].reset_index()
     runs["parameters"] = runs["params"].map(parameters_label)
     runs["label"] = _unique_labels(runs)
@@ -185,6 +172,13 @@ def compare_runs(
     pivot = pivot.reindex(sorted(set(pivot.index) | set(failed)))  # failed: blank
     pivot.columns.name = None
     return Comparison(title=title, summary=summary, by_security=pivot)
+
+
+def _of_runs(con, columns: str, table: str, ids: list[str]) -> pd.DataFrame:
+    """The `columns` of `table`'s rows of the runs `ids`, as a DataFrame."""
+    return con.sql(
+        f"SELECT {columns} FROM {table} WHERE list_contains(?, run_id)", params=[ids]
+    ).df()
 
 
 def _unique_labels(runs: pd.DataFrame) -> list[str]:

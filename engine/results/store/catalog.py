@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from engine.results.diff import DayDiff, DayFigures, RunDays
 from engine.results.store.connection import _naive_utc, _rollback, connect
+from engine.results.store.writer import _insert_arrow
 
 _TYPES = {
     "V": pa.string(),
@@ -58,15 +59,8 @@ def _schema(spec: str) -> pa.Schema:
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, spec: str, rows: Sequence[dict]) -> None:
     """Insert `rows` (dicts keyed by the columns of `spec`) through one Arrow table."""
-    if not rows:
-        return
-    data = pa.Table.from_pylist(list(rows), schema=_schema(spec))
-    columns = ", ".join(f'"{name}"' for name in data.column_names)
-    con.register("catalog_rows", data)
-    try:
-        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM catalog_rows")
-    finally:
-        con.unregister("catalog_rows")
+    if rows:
+        _insert_arrow(con, table, pa.Table.from_pylist(list(rows), schema=_schema(spec)))
 
 
 def _transaction(con: duckdb.DuckDBPyConnection, work) -> None:
