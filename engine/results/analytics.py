@@ -48,8 +48,11 @@ class AnalyticsError(ArithmeticError):
 
 @dataclass(frozen=True)
 class FillMarks:
-    """A4/A5/A11 per fill, in event order, and the A6 sums; (fills, 6) arrays are column-major
-    (horizon 0, then HORIZONS_SEC), so each column is a contiguous array of the fill frame."""
+    """A4/A5/A11 per fill, in event order, and the A6 sums. Fill k's mids are
+    `table[index[k]]` (mid_0, then each horizon's): a sweep's table has a row per row of the
+    events, a single run's a row per fill; `mids` and `values` are (fills, 6)
+    column-major arrays (empty when the fills are not kept), so each column is a contiguous
+    array of the fill frame."""
 
     row: np.ndarray  # the fill records' fields, contiguous
     side: np.ndarray
@@ -62,8 +65,10 @@ class FillMarks:
     sums: np.ndarray  # A6: one row per MARKOUT_KINDS (see fill_values_nb)
 
 
-def fill_marks(fills: np.recarray, mids: np.ndarray, maker_fee_bps: float, fee_per_fill: float):
-    """The FillMarks of a simulation's fill records and their A4 mids."""
+def fill_marks(fills: np.recarray, table: np.ndarray, index: np.ndarray, fee_params: tuple,
+               keep: bool = True) -> FillMarks:  # fmt: skip
+    """The FillMarks of a simulation's fill records, their mids `table[index]` and the
+    (maker_fee_bps, fee_per_fill); per-fill mids and values only when `keep`."""
     row, side, kind, price, qty = (
         np.ascontiguousarray(fills[name], dtype=dtype)
         for name, dtype in (
@@ -74,10 +79,12 @@ def fill_marks(fills: np.recarray, mids: np.ndarray, maker_fee_bps: float, fee_p
             ("fill_qty", np.int64),
         )
     )
-    values, fee = np.empty(mids.shape, order="F"), np.empty(len(price))
-    sums = np.zeros((len(MARKOUT_KINDS), 1 + 4 * mids.shape[1]))
-    fee_params = (float(maker_fee_bps), float(fee_per_fill))
-    fill_values_nb((side, kind, price, qty), fee_params, mids, values, fee, sums)
+    shape = (len(price) if keep else 0, table.shape[1])
+    values, fee = np.empty(shape, order="F"), np.empty(len(price))
+    sums = np.zeros((len(MARKOUT_KINDS), 1 + 4 * table.shape[1]))
+    fee_params = (float(fee_params[0]), float(fee_params[1]))
+    fill_values_nb((side, kind, price, qty), fee_params, table, index, values, fee, sums)
+    mids = np.asfortranarray(table[index]) if keep else values  # (fills, 6), column-major
     return FillMarks(row, side, kind, price, qty, mids, values, fee, sums)
 
 
@@ -231,8 +238,13 @@ def analyse(
     dates of its daily table; `trades`: its trade table, whose columns the fill table shares;
     `market`: the events' `Market`, when a sweep computed it once for many cells)."""
     fill_rows = np.ascontiguousarray(sim.fills["row"], dtype=np.int64)
-    mids, dates = market_marks(events, fill_rows, market)
-    marks = fill_marks(sim.fills, mids, float(params.maker_fee_bps), float(params.fee_per_fill))
+    fees = (params.maker_fee_bps, params.fee_per_fill)
+    if market is not None:  # look the mids up in the market's table of every row
+        dates, table, index = market.dates, market.row_mids, fill_rows
+    else:
+        mids, dates = market_marks(events, fill_rows)
+        table, index = np.ascontiguousarray(mids), np.arange(len(fill_rows))
+    marks = fill_marks(sim.fills, table, index, fees, keep=keep_fills)
     rows = markout_rows(marks)
     counts = {f"{kind}_fills": row["fills"] for kind, row in zip(MARKOUT_KINDS, rows, strict=True)}
     figures = {

@@ -49,7 +49,7 @@ class Market:
     replay clock, A1) and the `Dates` (A8, A9). A sweep computes it once per security; each cell
     then looks its fills' mids up, with no pass over the rows and no search."""
 
-    row_mids: np.ndarray  # (1 + len(HORIZONS_SEC), rows): mids[:, r] of a fill at row r
+    row_mids: np.ndarray  # (rows, 1 + len(HORIZONS_SEC)): the mids of a fill at row r
     dates: Dates
 
 
@@ -69,8 +69,8 @@ def market_marks(
     and the dates: from `market` when given, else by the one-pass path, or the general one when
     the dates are not ascending runs of rows."""
     mids = np.empty((len(rows), 1 + len(HORIZONS_SEC)), order="F")
-    if market is not None:  # (fills, 6) column-major: the transpose of a (6, fills) take
-        return np.take(market.row_mids, rows, axis=1).T, market.dates
+    if market is not None:
+        return np.asfortranarray(market.row_mids[rows]), market.dates
     arrays = _event_arrays(events)
     minute_rows = np.empty((MAX_FAST_DATES, len(MINUTES)), dtype=np.int64)
     last_row, last_mid = np.empty(MAX_FAST_DATES, dtype=np.int64), np.empty(MAX_FAST_DATES)
@@ -100,11 +100,11 @@ def market_of(events: Events) -> Market:
     n = len(timestamp)
     rows = np.arange(n)
     last = np.repeat(run_last, np.diff(np.r_[run_start, n])) if n else rows
-    row_mids = np.empty((1 + len(HORIZONS_NS), n))
-    row_mids[0] = mid
+    row_mids = np.empty((n, 1 + len(HORIZONS_NS)))
+    row_mids[:, 0] = mid
     for i, horizon in enumerate(HORIZONS_NS, start=1):
         j = np.searchsorted(clock, timestamp + horizon, side="right") - 1
-        row_mids[i] = mid[np.minimum(np.maximum(j, rows), last)]
+        row_mids[:, i] = mid[np.minimum(np.maximum(j, rows), last)]
     return Market(row_mids, dates)
 
 
