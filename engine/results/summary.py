@@ -115,7 +115,8 @@ def summarise(
     trades = trades_frame(events, fills) if keep_trades else None
     # ANALYTICS.md A1-A11: fill quality, quoting, inventory, mark-to-market and fees.
     dates = daily["date"].to_numpy()
-    analysis = analyse(security, events, sim, params, total, dates, keep_fills=keep_trades if keep_fills is None else keep_fills,
+    fills_kept = keep_trades if keep_fills is None else keep_fills
+    analysis = analyse(security, events, sim, params, total, dates, keep_fills=fills_kept,
                        trades=trades, market=facts.market)  # fmt: skip
     daily["mtm_pnl"], daily["fees"] = analysis.daily_mtm, analysis.daily_fees  # a fresh frame
     return SecurityResult(

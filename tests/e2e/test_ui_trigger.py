@@ -123,6 +123,7 @@ def served(tmp_path_factory, shared_data, chromium_path, playwright_api):
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MMFLOW_")}
     env.pop("PREFECT_API_URL", None)
+    env["MMFLOW_CACHE_DIR"] = str(base / "cache")  # this server's record, not a running one's
     server_log, serve_log = base / "server.log", base / "serve.log"
     server_command = [
         str(BIN / "mmflow"),
