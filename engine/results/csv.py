@@ -37,7 +37,18 @@ NAT = np.iinfo(np.int64).min
 
 
 def float_strings(values: np.ndarray) -> pa.Array:
-    """Each float64 as `repr(float)` prints it, NaN as null: equals `values.astype(str)`."""
+    """Each float64 as `repr(float)` prints it, NaN as null: equals `values.astype(str)`.
+    Prices, mids and fees repeat from fill to fill: each run of equal values is printed once."""
+    if len(values) < 2:
+        return _float_strings(values)
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)  # -0.0 is not 0.0
+    starts = np.r_[True, bits[1:] != bits[:-1]]
+    if np.count_nonzero(starts) * 2 > len(values):  # mostly distinct: print every value
+        return _float_strings(values)
+    return _float_strings(values[starts]).take(pa.array(np.cumsum(starts) - 1))
+
+
+def _float_strings(values: np.ndarray) -> pa.Array:
     text = pc.cast(pa.array(values), pa.string())
     magnitude = np.abs(values)
     positional = (magnitude < POSITIONAL_HIGH) & ((magnitude >= POSITIONAL_LOW) | (values == 0))

@@ -125,6 +125,17 @@ def test_floats_print_as_repr_and_nan_as_null(values):
     assert float_strings(np.array(values, dtype=np.float64)).to_pylist() == expected
 
 
+REPEATED = st.sampled_from([0.0, -0.0, math.nan, 1.5, 2.0, 1e-7, 1e20, 3.14159, -2.5e-5])
+
+
+@SETTINGS
+@given(st.lists(REPEATED, max_size=60))
+def test_runs_of_equal_values_print_as_repr_and_nan_as_null(values):
+    """Printed once per run of equal values (bit for bit: -0.0 is not 0.0), then repeated."""
+    expected = [None if v != v else repr(v) for v in values]
+    assert float_strings(np.array(values, dtype=np.float64)).to_pylist() == expected
+
+
 @SETTINGS
 @given(trade_rows())
 def test_generated_tables_print_as_pandas(tmp_path_factory, rows):
