@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-STALE = "run other engine code"  # a warm run that fell back to a local cluster says so
+STALE = "run other code ("  # a warm run that fell back to a local cluster says so
 
 
 def wall(argv: list[str], env: dict[str, str]) -> float:
@@ -75,7 +75,7 @@ def wall(argv: list[str], env: dict[str, str]) -> float:
         sys.exit(f"failed ({done.returncode}): {' '.join(argv)}\n{done.stdout[-3000:]}"
                  f"\n{done.stderr[-3000:]}")  # fmt: skip
     if STALE in done.stdout + done.stderr:
-        sys.exit("the engine's code changed while the benchmark ran: its server's workers no "
+        sys.exit("mmflow's code changed while the benchmark ran: its server's workers no "
                  "longer match; run it again on a tree nobody edits")  # fmt: skip
     return seconds
 

@@ -11,6 +11,7 @@ code than this process or report to another Prefect API.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -19,11 +20,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from engine import settings
 from flows.liveness import alive
+
+PACKAGES = Path(__file__).resolve().parents[1]  # where the engine, tasks and flows live
 
 # Settings that suit a 2-core machine, applied before Prefect is imported (facts §2).
 PREFECT_DEFAULTS = {
@@ -50,7 +54,7 @@ class ServerRecord:
     pids: dict[str, int] = field(default_factory=dict)
     public_api_url: str = ""  # the one other machines use (`mmflow server --host 0.0.0.0`)
     workers: int = 0
-    code_version: str = ""  # engine.lineage.code_version() of the code the workers loaded
+    code_version: str = ""  # worker_code_version() of the code the workers loaded
     started_at: str = ""
 
     def alive(self, *names: str) -> bool:
@@ -118,6 +122,21 @@ def recorded_api() -> str | None:
     return record.api_url
 
 
+@cache
+def worker_code_version() -> str:
+    """What a Dask worker of `mmflow server` loads at start: the engine (`code_version`, which
+    also keys the kernel cache) and the task and flow modules, hashed. A recorded server whose
+    workers loaded other code is not used (they would run stale tasks)."""
+    from engine.lineage import code_version
+
+    digest = hashlib.sha256()
+    for package in ("tasks", "flows"):
+        for path in sorted((PACKAGES / package).glob("*.py")):
+            digest.update(f"{package}/{path.name}".encode())
+            digest.update(path.read_bytes())
+    return f"{code_version()}.{digest.hexdigest()[:8]}"
+
+
 def recorded_dask_address(api_url: str | None) -> str | None:
     """The recorded cluster's scheduler, when a flow reporting to `api_url` may use it: the same
     API as its workers', the same engine code, and the scheduler and workers alive."""
@@ -130,12 +149,10 @@ def recorded_dask_address(api_url: str | None) -> str | None:
         return None
     if not record.alive("scheduler", "workers"):
         return None
-    from engine.lineage import code_version
-
-    if record.code_version != code_version():
+    if record.code_version != worker_code_version():
         _warn(
-            f"the Dask workers of `mmflow server` (PID {record.pids['mmflow']}) run other engine "
-            f"code ({record.code_version}, here {code_version()}): using a local cluster. "
+            f"the Dask workers of `mmflow server` (PID {record.pids['mmflow']}) run other "
+            f"code ({record.code_version}, here {worker_code_version()}): using a local cluster. "
             "Restart `mmflow server` to use its workers again."
         )
         return None

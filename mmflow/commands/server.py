@@ -303,7 +303,6 @@ def _announce(args, ui: str, api: str, env: dict[str, str]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the server and the cluster, record them, and wait (Ctrl-C or SIGTERM stops both)."""
     from engine import settings
-    from engine.lineage import code_version
     from flows import runtime  # also applies mmflow's Prefect and Dask defaults to os.environ
 
     if args.workers is not None and args.workers < 1:
@@ -318,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     _announce(args, ui, api, env)
     workers = settings.workers(args.workers)
     address = f"tcp://{DASK_HOST}:{args.dask_port or _free_port()}"
-    version = code_version()  # of the code the workers are about to load
+    version = runtime.worker_code_version()  # of the code the workers are about to load
     started = time.monotonic()
     prefect = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start"]

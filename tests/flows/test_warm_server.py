@@ -93,7 +93,7 @@ def record_of(cluster, **changes) -> ServerRecord:
     pids = {"mmflow": os.getpid(), "prefect": os.getpid(), "scheduler": processes[0].pid,
             "workers": processes[1].pid}  # fmt: skip
     values = dict(api_url=_harness_url(), dask_address=address, pids=pids, workers=1,
-                  code_version=code_version(), started_at="2026-01-05T10:00:00+00:00")  # fmt: skip
+                  code_version=runtime.worker_code_version(), started_at="2026-01-05T10:00:00+00:00")  # fmt: skip
     return ServerRecord(**{**values, **changes})
 
 
@@ -181,12 +181,13 @@ def test_make_task_runner_picks_the_recorded_cluster(cluster, monkeypatch):
 @pytest.mark.parametrize(
     "change",
     [
-        {"code_version": "0.0.0+other"},  # the workers loaded other engine code
+        {"code_version": "0.0.0+other"},  # the workers loaded other code
+        {"code_version": code_version()},  # the same engine, but other tasks or flows
         {"api_url": "http://127.0.0.1:1/api"},  # its workers report to another API
         {"dask_address": f"tcp://127.0.0.1:{_free_port()}"},  # no scheduler there
         {"dask_address": None},  # a server without a cluster
     ],
-    ids=["other-code", "other-api", "no-answer", "no-cluster"],
+    ids=["other-code", "other-tasks", "other-api", "no-answer", "no-cluster"],
 )
 def test_a_recorded_cluster_that_does_not_fit_is_ignored(cluster, change):
     runtime.write_server_record(record_of(cluster, **change))
@@ -281,10 +282,10 @@ def test_mmflow_server_records_itself_serves_a_run_and_cleans_up(shared_data, tm
         output = done.stdout + done.stderr
         assert f"View at http://127.0.0.1:{port}/" in output
         assert "temporary server" not in output  # not even to drain the last log lines
-        # Its cluster too, unless the engine's code changed since the server started (a working
+        # Its cluster too, unless mmflow's code changed since the server started (a working
         # tree being edited): then the run says so and starts a local cluster.
         assert f"existing Dask cluster at {record.dask_address}" in output or (
-            "run other engine code" in output and "Restart `mmflow server`" in output
+            "run other code" in output and "Restart `mmflow server`" in output
         )
     finally:
         process.send_signal(signal.SIGTERM)
