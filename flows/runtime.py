@@ -5,8 +5,8 @@ temporary one we start), and the Dask task runner (an existing scheduler by addr
 `mmflow server` writes `<cache dir>/server.json` once its Prefect server and Dask cluster are
 healthy, and removes it when it stops; every mmflow process on this machine reads it, so a run
 needs no environment variables. A record is ignored when its processes are gone or do not answer,
-when $MMFLOW_NO_SERVER=1 (`--no-server`), and (the cluster only) when its workers run other engine
-code than this process or report to another Prefect API.
+when $MMFLOW_NO_SERVER=1 (`--no-server`), and (the cluster only) when its workers loaded other
+engine, task or flow code than this process (`worker_code_version`) or report to another API.
 """
 
 from __future__ import annotations
