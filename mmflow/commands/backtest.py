@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
             f"[red]FAILED[/red] {escape(failure.security)}: {escape(failure.message)}",
             highlight=False,
         )
+    fills = sum(r.fill_analytics is not None for r in result.results)
     console.print(
-        f"wrote {len(result.results)} trade files and {summary_path} in {Path(args.out)} "
+        f"wrote {len(result.results)} trade and {fills} fills files, {summary_path.name} and "
+        f"analytics_summary.csv in {Path(args.out)} "
         f"({(result.finished_at - result.started_at).total_seconds():.2f} s)",
         highlight=False,
     )
