@@ -1,5 +1,6 @@
 """`mmflow serve`: register the nightly and on-demand deployments with the Prefect server at
-$PREFECT_API_URL and run their flow runs in this process until Ctrl-C.
+$PREFECT_API_URL (else the running `mmflow server`'s) and run their flow runs in this process
+until Ctrl-C.
 
 The nightly backtest runs on its schedule; every deployment can be started from the Prefect UI
 (Deployments > a deployment > Run > Quick run, or Custom run to edit the parameters in a form) or
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -34,14 +36,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def api_url() -> str:
-    """$PREFECT_API_URL (or the active Prefect profile's); a UserError that says how to get one."""
+    """$PREFECT_API_URL (or the active Prefect profile's), else the running `mmflow server`'s on
+    this machine; a UserError that says how to get one."""
     import prefect.settings
 
-    url = prefect.settings.PREFECT_API_URL.value()
+    from flows.runtime import recorded_api
+
+    url = prefect.settings.PREFECT_API_URL.value() or recorded_api()
     if not url:
         raise UserError(
-            "PREFECT_API_URL is not set. Start a server with `mmflow server` (in another shell), "
-            "then `export PREFECT_API_URL=http://127.0.0.1:4200/api` and run `mmflow serve` again"
+            "PREFECT_API_URL is not set and no `mmflow server` runs on this machine. Start one "
+            "with `mmflow server` (in another shell) and run `mmflow serve` again, or point at a "
+            "server elsewhere: export PREFECT_API_URL=http://HOST:4200/api"
         )
     return url.rstrip("/")
 
@@ -71,6 +77,17 @@ def _describe(deployment) -> tuple[str, str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Build the deployments from the settings, print how to use them, and serve them."""
+    import prefect.settings
+
+    url = api_url()
+    _check_server(url)
+    os.environ["PREFECT_API_URL"] = url  # the served flow runs (subprocesses) report there too
+    with prefect.settings.temporary_settings({prefect.settings.PREFECT_API_URL: url}):
+        return _serve(args, url)
+
+
+def _serve(args: argparse.Namespace, url: str) -> int:
+    """Register the deployments with the server at `url` and run their flow runs."""
     from prefect import serve
 
     from deployments.definitions import build_deployments, missing_flows
@@ -78,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
     from mmflow.console import console
     from tasks.backtest import ensure_store_limit
 
-    url = api_url()
-    _check_server(url)
     ensure_store_limit(url)  # every store write takes its one slot: one writer at a time
     try:
         settings = load_settings(args.settings)

@@ -288,8 +288,8 @@ def _announce(args, ui: str, api: str, env: dict[str, str]) -> None:
         f"Prefect server starting on {args.host}:{args.port} (Prefect home "
         f"{env.get('PREFECT_HOME', '~/.prefect')}); the first start takes about 40 s.\n"
         f"  UI:  {ui}   (the new UI is under {ui}/v2/)\n"
-        f"  `mmflow run` and `sweep` on this machine find this server and its Dask cluster by "
-        f"themselves; for `mmflow serve` and elsewhere: export PREFECT_API_URL={api}\n"
+        f"  `mmflow run`, `sweep` and `serve` on this machine find this server and its Dask "
+        f"cluster by themselves; elsewhere: export PREFECT_API_URL={api}\n"
         f"  Ctrl-C stops the server and the cluster.",
         flush=True,
     )

@@ -296,14 +296,15 @@ def test_a_failing_strategy_fails_the_nightly_run_with_a_row_per_strategy(tmp_pa
 # ---- commands ----------------------------------------------------------------------------------
 
 
-def test_serve_without_prefect_api_url_says_how_to_get_one(capsys):
+def test_serve_without_prefect_api_url_or_server_says_how_to_get_one(capsys, tmp_path, monkeypatch):
     import prefect.settings
 
+    monkeypatch.setenv("MMFLOW_CACHE_DIR", str(tmp_path))  # no `mmflow server` recorded here
     with prefect.settings.temporary_settings(restore_defaults={prefect.settings.PREFECT_API_URL}):
         assert main(["serve"]) == 2
     error = capsys.readouterr().err
-    assert "PREFECT_API_URL is not set" in error
-    assert "mmflow server" in error and "export PREFECT_API_URL=http://127.0.0.1:4200/api" in error
+    assert "PREFECT_API_URL is not set and no `mmflow server` runs" in error
+    assert "Start one with `mmflow server`" in error and "export PREFECT_API_URL=" in error
 
 
 def test_serve_with_no_server_at_the_url_says_so(capsys):

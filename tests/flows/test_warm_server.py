@@ -136,6 +136,17 @@ def test_prefect_api_uses_the_recorded_server_when_no_url_is_set(cluster):
             assert used == url == prefect.settings.PREFECT_API_URL.value()
 
 
+def test_serve_uses_the_recorded_server_when_no_url_is_set(cluster):
+    import prefect.settings
+
+    from mmflow.commands import serve
+
+    url = _harness_url()
+    runtime.write_server_record(record_of(cluster))
+    with prefect.settings.temporary_settings(restore_defaults={prefect.settings.PREFECT_API_URL}):
+        assert serve.api_url() == url.rstrip("/")
+
+
 def test_a_recorded_server_that_does_not_answer_is_ignored(cluster, monkeypatch):
     runtime.write_server_record(record_of(cluster, api_url=f"http://127.0.0.1:{_free_port()}/api"))
     assert runtime.recorded_api() is None
