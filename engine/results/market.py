@@ -62,15 +62,11 @@ def _event_arrays(events: Events) -> tuple:
     )
 
 
-def market_marks(
-    events: Events, rows: np.ndarray, market: Market | None = None
-) -> tuple[np.ndarray, Dates]:
+def market_marks(events: Events, rows: np.ndarray) -> tuple[np.ndarray, Dates]:
     """(mids, Dates): A4 mids of the fills at `rows` (fills x (0, *HORIZONS_SEC), column-major)
-    and the dates: from `market` when given, else by the one-pass path, or the general one when
-    the dates are not ascending runs of rows."""
+    and the dates, by the one-pass path, or the general one when the dates are not ascending
+    runs of rows."""
     mids = np.empty((len(rows), 1 + len(HORIZONS_SEC)), order="F")
-    if market is not None:
-        return np.asfortranarray(market.row_mids[rows]), market.dates
     arrays = _event_arrays(events)
     minute_rows = np.empty((MAX_FAST_DATES, len(MINUTES)), dtype=np.int64)
     last_row, last_mid = np.empty(MAX_FAST_DATES, dtype=np.int64), np.empty(MAX_FAST_DATES)

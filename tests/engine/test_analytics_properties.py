@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_properties import SETTINGS, STRATEGIES, books
 
-from engine.results.market import _general_marks, market_marks
+from engine.results.market import _general_marks, market_marks, market_of
 from engine.runner import run_security
 from engine.sim import strategies
 from engine.sim.backtest import simulate
@@ -126,6 +126,10 @@ def test_the_one_pass_and_the_general_path_agree(events, strategy):
     arrays = (events.timestamp_ns, events.kind, events.price, events.volume)
     general_mids, general = _general_marks(arrays, rows, np.empty(fast_mids.shape, order="F"))
     np.testing.assert_array_equal(fast_mids, general_mids)
+    market = market_of(events)  # a sweep's: every row's mids, looked up per fill
+    np.testing.assert_array_equal(fast_mids, market.row_mids[rows])
     for name in ("days", "last_row", "last_mid", "minute_rows"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(fast, name), getattr(market.dates, name))
     assert fast.final_mid == general.final_mid or (fast.final_mid != fast.final_mid)
+    assert market.dates.final_mid == general.final_mid or general.final_mid != general.final_mid

@@ -43,6 +43,9 @@ def test_twelve_compact_cells_equal_each_cell_run_alone(data, tmp_path):
         assert [r.summary for r in stored.results] == [
             r.summary for r in sorted(alone.results, key=lambda r: r.security)
         ]
+        for mine, theirs in zip(stored.results, sorted(alone.results, key=lambda r: r.security),
+                                strict=True):  # fmt: skip  (A6-A11 via the sweep's market)
+            assert pd.Series(mine.analytics).equals(pd.Series(theirs.analytics)), mine.security
         # A compact cell stores its daily P&L once per date (run_daily), not per security.
         assert all(len(r.daily) == 0 for r in stored.results)
         daily = query(store, "SELECT * EXCLUDE (run_id) FROM run_daily WHERE run_id = "
