@@ -48,11 +48,9 @@ class AnalyticsError(ArithmeticError):
 
 @dataclass(frozen=True)
 class FillMarks:
-    """A4/A5/A11 per fill, in event order, and the A6 sums. Fill k's mids are
-    `table[index[k]]` (mid_0, then each horizon's): a sweep's table has a row per row of the
-    events, a single run's a row per fill; `mids` and `values` are (fills, 6)
-    column-major arrays (empty when the fills are not kept), so each column is a contiguous
-    array of the fill frame."""
+    """A4/A5/A11 per fill, in event order, and the A6 sums; (fills, 6) arrays hold mid_0 or the
+    edge, then each horizon's (`values` is column-major and empty when the fills are not kept,
+    so each column is a contiguous array of the fill frame)."""
 
     row: np.ndarray  # the fill records' fields, contiguous
     side: np.ndarray
@@ -65,10 +63,9 @@ class FillMarks:
     sums: np.ndarray  # A6: one row per MARKOUT_KINDS (see fill_values_nb)
 
 
-def fill_marks(fills: np.recarray, table: np.ndarray, index: np.ndarray, fee_params: tuple,
-               keep: bool = True) -> FillMarks:  # fmt: skip
-    """The FillMarks of a simulation's fill records, their mids `table[index]` and the
-    (maker_fee_bps, fee_per_fill); per-fill mids and values only when `keep`."""
+def fill_marks(fills: np.recarray, mids: np.ndarray, fee_params: tuple, keep: bool = True):
+    """The FillMarks of a simulation's fill records, their A4 mids and the (maker_fee_bps,
+    fee_per_fill); the per-fill values only when `keep`."""
     row, side, kind, price, qty = (
         np.ascontiguousarray(fills[name], dtype=dtype)
         for name, dtype in (
@@ -79,12 +76,10 @@ def fill_marks(fills: np.recarray, table: np.ndarray, index: np.ndarray, fee_par
             ("fill_qty", np.int64),
         )
     )
-    shape = (len(price) if keep else 0, table.shape[1])
-    values, fee = np.empty(shape, order="F"), np.empty(len(price))
-    sums = np.zeros((len(MARKOUT_KINDS), 1 + 4 * table.shape[1]))
+    values = np.empty((len(price) if keep else 0, mids.shape[1]), order="F")
+    fee, sums = np.empty(len(price)), np.zeros((len(MARKOUT_KINDS), 1 + 4 * mids.shape[1]))
     fee_params = (float(fee_params[0]), float(fee_params[1]))
-    fill_values_nb((side, kind, price, qty), fee_params, table, index, values, fee, sums)
-    mids = np.asfortranarray(table[index]) if keep else values  # (fills, 6), column-major
+    fill_values_nb((side, kind, price, qty), fee_params, mids, values, fee, sums)
     return FillMarks(row, side, kind, price, qty, mids, values, fee, sums)
 
 
@@ -238,13 +233,12 @@ def analyse(
     dates of its daily table; `trades`: its trade table, whose columns the fill table shares;
     `market`: the events' `Market`, when a sweep computed it once for many cells)."""
     fill_rows = np.ascontiguousarray(sim.fills["row"], dtype=np.int64)
-    fees = (params.maker_fee_bps, params.fee_per_fill)
-    if market is not None:  # look the mids up in the market's table of every row
-        dates, table, index = market.dates, market.row_mids, fill_rows
+    if market is not None:  # a sweep: the mids of every row, computed once per security
+        mids, dates = market.row_mids[fill_rows], market.dates
     else:
         mids, dates = market_marks(events, fill_rows)
-        table, index = np.ascontiguousarray(mids), np.arange(len(fill_rows))
-    marks = fill_marks(sim.fills, table, index, fees, keep=keep_fills)
+    fees = (params.maker_fee_bps, params.fee_per_fill)
+    marks = fill_marks(sim.fills, mids, fees, keep=keep_fills)
     rows = markout_rows(marks)
     counts = {f"{kind}_fills": row["fills"] for kind, row in zip(MARKOUT_KINDS, rows, strict=True)}
     figures = {

@@ -82,24 +82,23 @@ def horizon_mids_nb(market, rows, horizons, mids):
 
 
 @njit(cache=True)
-def fill_values_nb(fills, fee_params, table, index, values, fee, sums):
+def fill_values_nb(fills, fee_params, mids, values, fee, sums):
     """A5, A11 and the A6 sums, `fills` = (side, kind, fill_price, fill_qty), `fee_params` =
-    (maker_fee_bps, fee_per_fill); fill k's mids are table[index[k]] (mid_0, then each
-    horizon's). values[k] = s * (mids - p) * q (+ 0.0: no -0.0; written when `values` has a row
-    per fill, else skipped), fee[k] = p * q * bps / 1e4 + per fill; sums[0] over all fills and
+    (maker_fee_bps, fee_per_fill), mids[k] = fill k's mid_0, then its mid at each horizon:
+    values[k] = s * (mids[k] - p) * q (+ 0.0: no -0.0; written when `values` has a row per fill,
+    else skipped), fee[k] = p * q * bps / 1e4 + per fill; sums[0] over all fills and
     sums[1 + kind] by kind: fills, notional, then per mid the values, notional and count where
     the mid is defined, then per horizon edge - markout where both are defined. Oracle:
     `fill_rows` and `markouts` of tests/engine/analytics_reference.py."""
     side, kind, price, qty = fills
-    h = table.shape[1]
+    h = mids.shape[1]
     keep = values.shape[0] == side.shape[0]
     value = np.empty(h)
     for k in range(side.shape[0]):
         sign = 1.0 if side[k] == BUY else -1.0
         notional = price[k] * qty[k]
-        r = index[k]
         for i in range(h):
-            value[i] = sign * (table[r, i] - price[k]) * qty[k] + 0.0
+            value[i] = sign * (mids[k, i] - price[k]) * qty[k] + 0.0
             if keep:
                 values[k, i] = value[i]
         fee[k] = notional * fee_params[0] / 1e4 + fee_params[1]
@@ -107,11 +106,11 @@ def fill_values_nb(fills, fee_params, table, index, values, fee, sums):
             sums[row, 0] += 1.0
             sums[row, 1] += notional
             for i in range(h):
-                if table[r, i] == table[r, i]:  # defined (not NaN)
+                if mids[k, i] == mids[k, i]:  # defined (not NaN)
                     sums[row, 2 + i] += value[i]
                     sums[row, 2 + h + i] += notional
                     sums[row, 2 + 2 * h + i] += 1.0
-                    if i > 0 and table[r, 0] == table[r, 0]:
+                    if i > 0 and mids[k, 0] == mids[k, 0]:
                         sums[row, 1 + 3 * h + i] += value[0] - value[i]
 
 
