@@ -22,6 +22,7 @@ from engine.results import store as results_store
 from engine.run import Run
 from engine.runner import backtest_security
 from engine.settings import STORE_CONCURRENCY_LIMIT
+from tasks.slot import held_slot
 
 DEFAULT_STORE_TIMEOUT = 120.0  # seconds a writer waits for a store held by another process
 # Bad input is deterministic: retrying cannot help, so such failures end at the first attempt.
@@ -121,7 +122,6 @@ def store_slot() -> Iterator[None]:
     Prefect server gone, write without it: the finished results matter more than the slot, and
     the store's own file lock still admits one writer."""
     import prefect.settings
-    from prefect.concurrency.sync import concurrency
 
     url = prefect.settings.PREFECT_API_URL.value()
     if url and not _answers(url):
@@ -129,7 +129,7 @@ def store_slot() -> Iterator[None]:
         yield
         return
     ensure_store_limit(url)
-    with concurrency(STORE_CONCURRENCY_LIMIT, occupy=1, strict=True):
+    with held_slot(STORE_CONCURRENCY_LIMIT):
         yield
 
 

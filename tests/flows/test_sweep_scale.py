@@ -43,8 +43,9 @@ def test_twelve_compact_cells_equal_each_cell_run_alone(data, tmp_path):
         assert [r.summary for r in stored.results] == [
             r.summary for r in sorted(alone.results, key=lambda r: r.security)
         ]
+        # A6-A11 per security, through the sweep's market, as when the cell runs alone.
         for mine, theirs in zip(stored.results, sorted(alone.results, key=lambda r: r.security),
-                                strict=True):  # fmt: skip  (A6-A11 via the sweep's market)
+                                strict=True):  # fmt: skip
             assert pd.Series(mine.analytics).equals(pd.Series(theirs.analytics)), mine.security
         # A compact cell stores its daily P&L once per date (run_daily), not per security.
         assert all(len(r.daily) == 0 for r in stored.results)
