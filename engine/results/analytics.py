@@ -63,18 +63,22 @@ class FillMarks:
     sums: np.ndarray  # A6: one row per MARKOUT_KINDS (see fill_values_nb)
 
 
+# The kernels' dtypes of the fill record fields (engine.types.FILL_DTYPE) they read.
+_FIELD_DTYPES = {"row": np.int64, "side": np.int8, "kind": np.int8, "fill_price": np.float64,
+                 "fill_qty": np.int64, "pnl": np.float64, "position": np.int64,
+                 "entry_price": np.float64, "window_ns": np.int64}  # fmt: skip
+
+
+def fill_columns(fills: np.recarray, *names: str) -> tuple[np.ndarray, ...]:
+    """The named fields of the fill records as contiguous arrays of the kernels' dtypes."""
+    return tuple(np.ascontiguousarray(fills[n], dtype=_FIELD_DTYPES[n]) for n in names)
+
+
 def fill_marks(fills: np.recarray, mids: np.ndarray, fee_params: tuple, keep: bool = True):
     """The FillMarks of a simulation's fill records, their A4 mids and the (maker_fee_bps,
     fee_per_fill); the per-fill values only when `keep`."""
-    row, side, kind, price, qty = (
-        np.ascontiguousarray(fills[name], dtype=dtype)
-        for name, dtype in (
-            ("row", np.int64),
-            ("side", np.int8),
-            ("kind", np.int8),
-            ("fill_price", np.float64),
-            ("fill_qty", np.int64),
-        )
+    row, side, kind, price, qty = fill_columns(
+        fills, "row", "side", "kind", "fill_price", "fill_qty"
     )
     values = np.empty((len(price) if keep else 0, mids.shape[1]), order="F")
     fee, sums = np.empty(len(price)), np.zeros((len(MARKOUT_KINDS), 1 + 4 * mids.shape[1]))
@@ -129,11 +133,9 @@ def inventory(dates: Dates, sim: Simulation, max_position: float) -> dict:
     The kernel stamps each fill with the A7 weight accumulated so far (`window_ns`), so the spans
     between fills carry one position each: the position before the fill (0 before the first)."""
     fills, window = sim.fills, int(sim.state.window_ns)
-    position = np.ascontiguousarray(fills["position"], dtype=np.int64)
-    row = np.ascontiguousarray(fills["row"], dtype=np.int64)
+    position, row, marks = fill_columns(fills, "position", "row", "window_ns")
     last_of_row = np.append(row[1:] != row[:-1], True)[: len(row)]  # p_i: a row's last fill
     held = np.abs(np.concatenate(([0], position)))
-    marks = np.ascontiguousarray(fills["window_ns"], dtype=np.int64)
     spans = np.diff(np.concatenate(([0], marks, [window])))
     return {
         "max_abs_position": int(np.abs(position[last_of_row]).max(initial=0)),
@@ -151,7 +153,7 @@ def half_life_minutes(dates: Dates, fills: np.recarray) -> float:
     within dates, pooled; ln 0.5 / ln phi for 0 < phi < 1, else NaN."""
     p = np.empty(dates.minute_rows.shape)
     held = np.ascontiguousarray(fills["position"], dtype=np.float64)
-    rows = np.ascontiguousarray(fills["row"], dtype=np.int64)
+    (rows,) = fill_columns(fills, "row")
     positions_after_nb(dates.minute_rows.ravel(), rows, held, p.ravel())
     denominator = float((p[:, :-1] * p[:, :-1]).sum())
     phi = float((p[:, :-1] * p[:, 1:]).sum()) / denominator if denominator > 0 else math.nan
@@ -166,15 +168,7 @@ def mtm_at(fills: np.recarray, fee: np.ndarray, rows: np.ndarray, mids: np.ndarr
     mid yet is marked at its average cost (unrealized 0), so mtm is always defined. A flat
     position has no unrealized P&L."""
     order = np.argsort(rows, kind="stable")  # ascending already unless dates come out of order
-    arrays = tuple(
-        np.ascontiguousarray(fills[name], dtype=dtype)
-        for name, dtype in (
-            ("row", np.int64),
-            ("pnl", np.float64),
-            ("position", np.int64),
-            ("entry_price", np.float64),
-        )
-    )
+    arrays = fill_columns(fills, "row", "pnl", "position", "entry_price")
     out = np.empty(len(rows))
     rows_sorted = np.ascontiguousarray(rows[order], dtype=np.int64)
     mtm_nb(np.ascontiguousarray(mids[order], dtype=np.float64), arrays, fee, rows_sorted, out)
@@ -232,7 +226,7 @@ def analyse(
     """A1-A11 for one simulated security (`realized_pnl`: its exact total; `daily_dates`: the
     dates of its daily table; `trades`: its trade table, whose columns the fill table shares;
     `market`: the events' `Market`, when a sweep computed it once for many cells)."""
-    fill_rows = np.ascontiguousarray(sim.fills["row"], dtype=np.int64)
+    (fill_rows,) = fill_columns(sim.fills, "row")
     if market is not None:  # a sweep: the mids of every row, computed once per security
         mids, dates = market.row_mids[fill_rows], market.dates
     else:
