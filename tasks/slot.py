@@ -87,13 +87,11 @@ def _call(method, *args, settings):
 
 def _renew(lease: str, stop: threading.Event) -> None:
     """Renew the lease every third of its duration until `stop` (a client of this thread's own)."""
-    import prefect.settings
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         while not stop.wait(LEASE_SECONDS / 3):
             try:
                 client.renew_concurrency_lease(lease, LEASE_SECONDS)
-            except Exception:  # noqa: BLE001 - a failed renewal only shortens the lease
-                if not prefect.settings.PREFECT_API_URL.value():
-                    return
+            except Exception:  # noqa: BLE001 - a failed renewal only shortens the lease; retry
+                continue
