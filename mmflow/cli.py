@@ -11,6 +11,7 @@ tracebacks only with `--debug` or MMFLOW_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -107,7 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mmflow` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return _finished(int(args.handler(args) or 0), standalone=argv is None)
+        return _run(args, standalone=argv is None)
+    finally:
+        if argv is None:
+            # The process exits next. Its last garbage collection would walk every object the
+            # command made or imported (about 0.25 s after a backtest) only to free memory the
+            # OS takes back anyway; frozen objects are skipped. Files are closed by then.
+            gc.freeze()
+
+
+def _run(args: argparse.Namespace, *, standalone: bool) -> int:
+    """Run the parsed command; every error ends in one line (exit 2 for the user's, else 1)."""
+    try:
+        return _finished(int(args.handler(args) or 0), standalone=standalone)
     except KeyboardInterrupt:
         print(f"mmflow {args.command}: interrupted", file=sys.stderr)
         return 130

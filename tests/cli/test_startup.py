@@ -99,3 +99,20 @@ def test_help_is_quick_in_a_fresh_process():
         [sys.executable, "-m", "mmflow.cli", "--help"], capture_output=True, text=True, env=env
     )
     assert done.returncode == 0 and re.search(r"COMMAND", done.stdout)
+
+
+def test_only_the_console_script_freezes_the_collector_before_exiting(tmp_path):
+    """The `mmflow` process skips its last garbage collection (gc.freeze); a Python caller of
+    `main(argv)` keeps its collector as it was."""
+    import gc
+
+    argv = ["backtest", "--strategy", "v1_baseline", "--data", str(tmp_path / "none.xlsx")]
+    argv += ["--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert gc.get_freeze_count() == 0
+    code = (
+        "import gc, sys; from mmflow.cli import main; sys.argv = ['mmflow', *sys.argv[1:]]; "
+        "code = main(); print(code, gc.get_freeze_count() > 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "True"], done.stderr
