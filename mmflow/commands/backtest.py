@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.params import load_config, parse_overrides
+from mmflow.cli import heavy_imports
 from mmflow.commands.options import add_input, add_overrides
 
 
@@ -33,13 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the backtest, write the files, print the summary; exit 1 if any security failed."""
-    from rich.markup import escape
+    with heavy_imports():
+        from rich.markup import escape
 
-    from engine.data.source import open_data
-    from engine.results.files import summary_frame, write_outputs
-    from engine.runner import run_backtest
-    from engine.types import Failure
-    from mmflow.console import console, portfolio_line, progress, table
+        from engine.data.source import open_data
+        from engine.results.files import summary_frame, write_outputs
+        from engine.runner import run_backtest
+        from engine.types import Failure
+        from mmflow.console import console, portfolio_line, progress, table
 
     config = load_config(args.config)
     overrides = parse_overrides(args.overrides)

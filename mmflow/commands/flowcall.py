@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from mmflow.cli import UserError
+from mmflow.cli import UserError, console_process
 
 POLL_SECONDS = 2.0
 MISSES = 2  # consecutive failed health checks before the server counts as lost
@@ -28,7 +28,7 @@ def call_flow(flow, kwargs: dict, summary_type: type, *, finish: Callable | None
 
     with prefect_api() as url:
         stop = threading.Event()
-        if finish is not None and _standalone():
+        if finish is not None and console_process():
             watch = threading.Thread(target=_watch, args=(url, finish, stop), daemon=True)
             watch.start()
         started = time.perf_counter()
@@ -43,11 +43,6 @@ def call_flow(flow, kwargs: dict, summary_type: type, *, finish: Callable | None
             return state.data, seconds
         raise UserError(f"the {what} flow failed: {outcome}") from outcome
     return outcome, seconds
-
-
-def _standalone() -> bool:
-    """The `mmflow` console script (where ending the process is ours to do)."""
-    return os.path.basename(sys.argv[0]) == "mmflow"
 
 
 def _watch(url: str, finish: Callable, stop: threading.Event) -> None:

@@ -68,9 +68,12 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Run the flow once; print the night's diff; exit 1 when it raised an alarm."""
-    from flows.nightly import nightly
-    from flows.runtime import prefect_api
-    from mmflow.commands.checks import check_prefect_api
+    from mmflow.cli import heavy_imports
+
+    with heavy_imports():
+        from flows.nightly import nightly
+        from flows.runtime import prefect_api
+        from mmflow.commands.checks import check_prefect_api
 
     kwargs = flow_kwargs(args)
     check_prefect_api()

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.params import parse_overrides
+from mmflow.cli import heavy_imports
 from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.flowcall import call_flow
 from mmflow.commands.options import (
@@ -50,8 +51,9 @@ def _flow_kwargs(args: argparse.Namespace) -> dict:
 
 def run_flow(kwargs: dict) -> tuple[RunSummary, float]:
     """Run the backtest flow against the configured (or a temporary) Prefect API."""
-    from engine.run import RunSummary
-    from flows.backtest import backtest
+    with heavy_imports():
+        from engine.run import RunSummary
+        from flows.backtest import backtest
 
     return call_flow(backtest, kwargs, RunSummary, finish=_finish, what="backtest")
 

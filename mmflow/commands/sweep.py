@@ -8,7 +8,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from engine.settings import DEFAULT_STRATEGIES
-from mmflow.cli import UserError
+from mmflow.cli import UserError, heavy_imports
 from mmflow.commands.checks import check_flow_arguments
 from mmflow.commands.flowcall import call_flow
 from mmflow.commands.options import add_cluster, add_input, add_store, flow_inputs
@@ -93,9 +93,10 @@ def flow_kwargs(args: argparse.Namespace) -> dict:
 
 def run_flow(kwargs: dict, finish=None) -> SweepSummary:
     """Run the sweep flow against the configured (or a temporary) Prefect API; its summary."""
-    from engine.sweep import SweepSummary
-    from flows.sweep import sweep
-    from mmflow.console import progress_from_logs
+    with heavy_imports():
+        from engine.sweep import SweepSummary
+        from flows.sweep import sweep
+        from mmflow.console import progress_from_logs
 
     with progress_from_logs("sweep"):
         summary, _ = call_flow(sweep, kwargs, SweepSummary, finish=finish, what="sweep")
