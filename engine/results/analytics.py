@@ -228,7 +228,7 @@ def analyse(
     `market`: the events' `Market`, when a sweep computed it once for many cells)."""
     (fill_rows,) = fill_columns(sim.fills, "row")
     if market is not None:  # a sweep: the mids of every row, computed once per security
-        mids, dates = market.row_mids[fill_rows], market.dates
+        mids, dates = np.take(market.row_mids, fill_rows, axis=0), market.dates  # 4x a[rows]
     else:
         mids, dates = market_marks(events, fill_rows)
     fees = (params.maker_fee_bps, params.fee_per_fill)
