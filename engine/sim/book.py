@@ -17,17 +17,11 @@ def clear_book_nb(st):
 @njit(cache=True)
 def apply_row_nb(st, kind, price, volume):
     """Apply one row: a BID/ASK snapshot replaces its side, empty when volume is not > 0 (SPEC §2-2/3)."""
+    if volume > 0:
+        side_price, side_qty = price, volume
+    else:
+        side_price, side_qty = 0.0, 0.0
     if kind == BID:
-        if volume > 0:
-            st.bid_price = price
-            st.bid_qty = volume
-        else:
-            st.bid_price = 0.0
-            st.bid_qty = 0.0
+        st.bid_price, st.bid_qty = side_price, side_qty
     elif kind == ASK:
-        if volume > 0:
-            st.ask_price = price
-            st.ask_qty = volume
-        else:
-            st.ask_price = 0.0
-            st.ask_qty = 0.0
+        st.ask_price, st.ask_qty = side_price, side_qty
