@@ -46,15 +46,20 @@ V_RUN_SUMMARY_M004 = """CREATE OR REPLACE VIEW v_run_summary AS
                code_version, git_commit, git_dirty
         FROM runs ORDER BY started_at DESC, run_id DESC"""
 
-# One row per (strategy, params JSON text, data_hash). Identical reruns (same strategy,
-# config_hash, data_hash and code_version) count once: only the latest by (finished_at, run_id).
-# The join keys may be NULL (a run without strategy or data hash), hence IS NOT DISTINCT FROM.
-V_STRATEGY_COMPARISON_M004 = """CREATE OR REPLACE VIEW v_strategy_comparison AS
-        WITH latest AS (
+# The latest of identical reruns (same strategy, config_hash, data_hash and code_version), by
+# (finished_at, run_id): the first CTE of v_strategy_comparison (m004) and v_markout_curve (m006),
+# shipped as part of their text (frozen).
+LATEST_RUNS = """        WITH latest AS (
             SELECT * FROM runs
             QUALIFY row_number() OVER (
                 PARTITION BY strategy, config_hash, data_hash, code_version
-                ORDER BY finished_at DESC NULLS LAST, run_id DESC) = 1),
+                ORDER BY finished_at DESC NULLS LAST, run_id DESC) = 1),"""
+
+# One row per (strategy, params JSON text, data_hash). Identical reruns (same strategy,
+# config_hash, data_hash and code_version) count once: only the latest by (finished_at, run_id).
+# The join keys may be NULL (a run without strategy or data hash), hence IS NOT DISTINCT FROM.
+V_STRATEGY_COMPARISON_M004 = f"""CREATE OR REPLACE VIEW v_strategy_comparison AS
+{LATEST_RUNS}
         per_run AS (
             SELECT strategy, CAST(params AS VARCHAR) AS params, data_hash, COUNT(*) AS runs,
                    CAST(COALESCE(SUM(trades), 0) AS BIGINT) AS trades,
@@ -85,12 +90,8 @@ V_STRATEGY_COMPARISON_M004 = """CREATE OR REPLACE VIEW v_strategy_comparison AS
 # 30, 60 and 300 s), pooled exactly over securities and runs: 1e4 * sum of markouts / sum of
 # p * q over the fills with that mid defined. Identical reruns count once, as in
 # v_strategy_comparison.
-V_MARKOUT_CURVE_M006 = """CREATE VIEW v_markout_curve AS
-        WITH latest AS (
-            SELECT * FROM runs
-            QUALIFY row_number() OVER (
-                PARTITION BY strategy, config_hash, data_hash, code_version
-                ORDER BY finished_at DESC NULLS LAST, run_id DESC) = 1),
+V_MARKOUT_CURVE_M006 = f"""CREATE VIEW v_markout_curve AS
+{LATEST_RUNS}
         pooled AS (
             SELECT r.strategy, CAST(r.params AS VARCHAR) AS params, r.data_hash, m.kind,
                    COUNT(DISTINCT r.run_id) AS runs, COUNT(*) AS security_results,
