@@ -324,6 +324,57 @@ def test_decimate_keeps_the_ends_and_the_extremes():
     assert {12_345, 23_456} <= set(keep)
     assert np.all(np.diff(keep) > 0)
     assert list(decimate(np.arange(5.0), 300)) == [0, 1, 2, 3, 4]
+    flat = np.zeros(3_000)
+    flat[[7, 8]], flat[100] = 1.0, np.nan  # first of 9 buckets: indices 0-333
+    assert list(decimate(flat, 30)[:3]) == [0, 7, 333]  # first of equal maxima, NaN skipped
+
+
+def test_figures_are_plotly_js_specs_laid_out_as_make_subplots(small_run, tmp_path):
+    page = write_run_report(small_run, tmp_path / "run.html").read_text()
+    figure = plot_spec(page, "sec-MODON")
+    layout = figure["layout"]
+    assert [(t["xaxis"], t["yaxis"]) for t in figure["data"]] == [
+        ("x", "y"), ("x2", "y2"), ("x3", "y3"), ("x4", "y4")
+    ]  # fmt: skip
+    left, right = [0.0, 0.46499999999999997], [0.5349999999999999, 0.9999999999999999]
+    for n, x, y in ((1, left, [0.58, 1.0]), (2, right, [0.58, 1.0]), (4, right, [0.0, 0.42])):
+        axis, other = layout[f"xaxis{n if n > 1 else ''}"], layout[f"yaxis{n if n > 1 else ''}"]
+        assert (axis["domain"], other["domain"]) == (x, y)
+        assert axis["type"] == "date" and axis["rangebreaks"][0]["pattern"] == "hour"
+        assert axis.get("matches") == (None if n == 1 else "x")
+    assert layout["xaxis3"]["type"] == "date" and "rangebreaks" not in layout["xaxis3"]
+    titles = [(a["text"], a["x"], a["y"], a["xanchor"]) for a in layout["annotations"]]
+    assert titles[1] == ("Position (last per minute)", right[0], 1.0, "left")
+    assert layout["template"]["layout"]["colorway"][0] == "#4e79a7"
+    portfolio = plot_spec(page, "portfolio")["layout"]
+    assert [portfolio[f"xaxis{n}"]["matches"] for n in ("", 2, 4)] == ["x3"] * 3
+    assert [portfolio[f"xaxis{n}"].get("showticklabels") for n in ("", 2, 3, 4)] == [
+        False, False, None, None
+    ]  # fmt: skip
+
+
+def test_figure_json_is_strict_and_safe_inside_a_script():
+    from engine.results.report.plotspec import to_json
+
+    figure = {
+        "data": [{"type": "bar", "x": ["a</script><!--b", "c"], "y": [np.float64("nan"), 2.0]}],
+        "layout": {"height": np.int64(300), "z": np.array([[1.0, np.inf], [3.0, 4.0]])},
+    }
+    figure["layout"]["n"] = np.array([1, 70_000], dtype="int64")
+    text = to_json(figure)
+    assert "</" not in text and "<!--" not in text
+    spec = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert spec["data"][0]["x"][0] == "a</script><!--b" and spec["data"][0]["y"] == [None, 2.0]
+    assert spec["layout"]["height"] == 300
+    z = spec["layout"]["z"]
+    assert (z["dtype"], z["shape"]) == ("f8", "2, 2") and values(spec["layout"], "z")[1] == np.inf
+    assert spec["layout"]["n"]["dtype"] == "i4" and list(values(spec["layout"], "n")) == [1, 70_000]
+
+
+def test_the_report_package_needs_no_plotly_graph_objects():
+    code = "import sys, engine.results.report; print('plotly.graph_objs' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"  # fmt: skip
 
 
 def test_headline_is_markdown_with_the_report_path(small_run, small_store):

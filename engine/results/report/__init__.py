@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from engine.results.report import fill_quality, frames, run_page, sweep
 from engine.results.report.figures import (
     MAX_POINTS,
@@ -68,11 +70,10 @@ def write_run_report(run: Run, out: Path) -> Path:
         )
         figures.append(("portfolio", "Portfolio", note, portfolio_figure(daily)))
     breaks = rangebreaks(series)
+    series_of, daily_of = _by_security(series), _by_security(daily)
     for row in summary:
         security = row["security"]
-        figure = security_figure(
-            series[series["security"] == security], daily[daily["security"] == security], breaks
-        )
+        figure = security_figure(series_of(security), daily_of(security), breaks)
         figures.append((anchor(security), security, run_page.security_note(row), figure))
     footer = (
         f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from run {esc(run.run_id)} "
@@ -80,6 +81,12 @@ def write_run_report(run: Run, out: Path) -> Path:
     )
     write_html(out, f"Run {run.run_id} · {run.strategy}", body, figures, footer)
     return out
+
+
+def _by_security(frame: pd.DataFrame):
+    """`security -> its rows of frame` (no rows for a security without any), split in one pass."""
+    groups = dict(list(frame.groupby("security", sort=False))) if not frame.empty else {}
+    return lambda security: groups.get(security, frame.iloc[0:0])
 
 
 def write_sweep_report(store: str | Path, sweep_id: str, out: Path | None = None) -> Path:

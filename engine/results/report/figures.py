@@ -1,4 +1,4 @@
-"""The report's plotly figures and the downsampling of long curves."""
+"""The report's figures, as plotly.js specs (plain dicts), and the downsampling of long curves."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from engine.results.report.markup import days_basis
+from engine.results.report.plotspec import Figure, Grid
 
 MAX_POINTS = 2000  # per curve; each of MAX_POINTS // 3 buckets keeps its min, max and last point
 HEATMAP_TEXT_CELLS = 400  # print values inside heatmap cells up to this many cells
@@ -22,7 +21,7 @@ SERIES = (  # one colour per security or strategy, in order (Tableau 10)
     "#4e79a7 #f28e2b #e15759 #76b7b2 #59a14f #edc948 #b07aa1 #ff9da7 #9c755f #bab0ac".split()
 )
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d"]}
-TEMPLATE = go.layout.Template(
+TEMPLATE = dict(  # plotly's JSON form of a template: plotly.js takes its layout as defaults
     layout=dict(
         font=dict(
             family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12, color=INK
@@ -43,22 +42,24 @@ TEMPLATE = go.layout.Template(
 
 
 def decimate(y: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
-    """Indices of at most `max_points` points of `y`: first point, then each bucket's min, max, last."""
+    """Indices of at most `max_points` points of `y`: first point, then each bucket's min, max, last
+    (the first of equal extremes; NaN skipped)."""
+    y = np.asarray(y, dtype="float64")
     n = len(y)
     if n <= max_points:
         return np.arange(n)
     buckets = max(1, (max_points - 1) // 3)
-    bucket = pd.Series(np.arange(n) * buckets // n)
-    values = pd.Series(y)
-    keep = np.concatenate(
-        [
-            [0],
-            values.groupby(bucket).idxmin().to_numpy(),
-            values.groupby(bucket).idxmax().to_numpy(),
-            bucket.index.to_series().groupby(bucket).max().to_numpy(),
-        ]
-    )
-    return np.unique(keep)
+    bucket = np.arange(n) * buckets // n  # contiguous runs 0, 0, ..., 1, 1, ...: none empty
+    starts = np.flatnonzero(np.diff(bucket, prepend=-1))
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = True
+    keep[starts[1:] - 1] = keep[-1] = True  # each bucket's last point
+    for extreme in (np.fmin, np.fmax):
+        per_bucket = extreme.reduceat(y, starts)
+        at = np.where(y == per_bucket[bucket], np.arange(n), n)  # n: not the bucket's extreme
+        first = np.minimum.reduceat(at, starts)
+        keep[first[first < n]] = True  # none where a bucket is all NaN
+    return np.flatnonzero(keep)
 
 
 def _epoch_ms(times: pd.Series) -> np.ndarray:
@@ -85,46 +86,61 @@ def rangebreaks(series: pd.DataFrame) -> list[dict]:
 
 # ---- figures -----------------------------------------------------------------------------------
 
-
-def _figure(rows: int, cols: int, titles: Iterable[str], height: int, **kwargs) -> go.Figure:
-    """A subplot grid in the report's template."""
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.07, **kwargs
+# plotly's RdYlGn (ColorBrewer) spelled out: plotly.js itself knows no scale of that name.
+RDYLGN = [
+    [i / 10, color]
+    for i, color in enumerate(
+        "rgb(165,0,38) rgb(215,48,39) rgb(244,109,67) rgb(253,174,97) rgb(254,224,139) "
+        "rgb(255,255,191) rgb(217,239,139) rgb(166,217,106) rgb(102,189,99) rgb(26,152,80) "
+        "rgb(0,104,55)".split()
     )
-    fig.update_layout(template=TEMPLATE, height=height, showlegend=False)
-    for i, annotation in enumerate(fig.layout.annotations, start=1):  # left-align the titles
-        domain = fig.layout[f"xaxis{i if i > 1 else ''}"].domain
-        annotation.update(x=domain[0], xanchor="left", font=dict(size=13, color=INK))
-    return fig
+]
 
 
-def _line(x, y, name: str, color: str, **kwargs) -> go.Scatter:
-    """A downsampled line with a P&L-style hover."""
-    keep = decimate(np.asarray(y, dtype="float64"))
-    return go.Scatter(
-        x=np.asarray(x)[keep],
-        y=np.asarray(y, dtype="float64")[keep],
-        name=name,
-        mode="lines",
-        line=dict(color=color, width=1.5, **kwargs.pop("line", {})),
-        hovertemplate="%{y:,.2f}",
+def _figure(rows: int, cols: int, titles: Iterable[str], height: int, **kwargs) -> Grid:
+    """A subplot grid in the report's template, its titles left-aligned over the subplots."""
+    grid = Grid(
+        rows,
+        cols,
+        titles,
+        horizontal_spacing=0.07,
+        title_font=dict(size=13, color=INK),
         **kwargs,
     )
+    grid.layout.update(template=TEMPLATE, height=height, showlegend=False)
+    return grid
 
 
-def _bars(daily: pd.DataFrame) -> go.Bar:
+def _line(x, y, name: str, color: str, line: dict | None = None, **kwargs) -> dict:
+    """A downsampled line with a P&L-style hover (`kwargs` add or override trace properties)."""
+    y = np.asarray(y, dtype="float64")
+    keep = decimate(y)
+    return {
+        "type": "scatter",
+        "x": np.asarray(x)[keep],
+        "y": y[keep],
+        "name": name,
+        "mode": "lines",
+        "line": dict(color=color, width=1.5, **(line or {})),
+        "hovertemplate": "%{y:,.2f}",
+        **kwargs,
+    }
+
+
+def _bars(daily: pd.DataFrame) -> dict:
     """Daily P&L bars, gains green and losses red."""
     values = daily["realized_pnl"].to_numpy("float64")
-    return go.Bar(
-        x=_epoch_ms(daily["date"]),
-        y=values,
-        name="Daily Realized P&L",
-        marker=dict(color=np.where(values >= 0, GAIN, LOSS).tolist(), line=dict(width=0)),
-        hovertemplate="%{x|%Y-%m-%d}: %{y:,.2f}<extra></extra>",
-    )
+    return {
+        "type": "bar",
+        "x": _epoch_ms(daily["date"]),
+        "y": values,
+        "name": "Daily Realized P&L",
+        "marker": dict(color=np.where(values >= 0, GAIN, LOSS).tolist(), line=dict(width=0)),
+        "hovertemplate": "%{x|%Y-%m-%d}: %{y:,.2f}<extra></extra>",
+    }
 
 
-def security_figure(series: pd.DataFrame, daily: pd.DataFrame, breaks: list[dict]) -> go.Figure:
+def security_figure(series: pd.DataFrame, daily: pd.DataFrame, breaks: list[dict]) -> Figure:
     """Cumulative realized P&L, position, daily realized P&L bars and drawdown of one security."""
     fig = _figure(
         2,
@@ -139,23 +155,31 @@ def security_figure(series: pd.DataFrame, daily: pd.DataFrame, breaks: list[dict
         vertical_spacing=0.16,
     )
     x = _epoch_ms(series["minute"])
-    fig.add_trace(_line(x, series["pnl"], "Realized P&L", PNL), row=1, col=1)
-    position = _line(x, series["position"], "position", POSITION, line=dict(shape="hv"))
-    position.hovertemplate = "%{y:,.0f}"
-    fig.add_trace(position, row=1, col=2)
-    fig.add_trace(_bars(daily), row=2, col=1)
-    drawdown = _line(x, series["drawdown"], "drawdown", LOSS, fill="tozeroy")
-    drawdown.fillcolor = DRAWDOWN_FILL
-    fig.add_trace(drawdown, row=2, col=2)
+    fig.add(_line(x, series["pnl"], "Realized P&L", PNL), 1, 1)
+    position = _line(
+        x,
+        series["position"],
+        "position",
+        POSITION,
+        line=dict(shape="hv"),
+        hovertemplate="%{y:,.0f}",
+    )
+    fig.add(position, 1, 2)
+    fig.add(_bars(daily), 2, 1)
+    drawdown = _line(
+        x, series["drawdown"], "drawdown", LOSS, fill="tozeroy", fillcolor=DRAWDOWN_FILL
+    )
+    fig.add(drawdown, 2, 2)
     for row, col in ((1, 2), (2, 2)):
-        fig.update_xaxes(matches="x", row=row, col=col)
+        fig.xaxes(row, col, matches="x")
+    intraday = dict(type="date", rangebreaks=breaks) if breaks else dict(type="date")
     for row, col in ((1, 1), (1, 2), (2, 2)):
-        fig.update_xaxes(type="date", rangebreaks=breaks, row=row, col=col)
-    fig.update_xaxes(type="date", row=2, col=1)
-    return fig
+        fig.xaxes(row, col, **intraday)
+    fig.xaxes(2, 1, type="date")
+    return fig.figure
 
 
-def portfolio_figure(daily: pd.DataFrame) -> go.Figure:
+def portfolio_figure(daily: pd.DataFrame) -> Figure:
     """The combined daily realized curve (securities summed by date), its drawdown (daily, over
     its number of dates) and the per-security curves."""
     combined = daily.groupby("date", sort=True)["realized_pnl"].sum().reset_index()
@@ -172,27 +196,33 @@ def portfolio_figure(daily: pd.DataFrame) -> go.Figure:
         ],
         height=480,
         vertical_spacing=0.16,
-        shared_xaxes="all",
+        match_x=True,
     )
     x = _epoch_ms(combined["date"])
-    fig.add_trace(_line(x, combined["cumulative_pnl"], "Realized P&L", PNL), row=1, col=1)
-    fill = _line(x, drawdown, "drawdown", LOSS, fill="tozeroy")
-    fill.fillcolor = DRAWDOWN_FILL
-    fig.add_trace(fill, row=1, col=2)
-    fig.add_trace(_bars(combined), row=2, col=1)
-    fig.update_traces(showlegend=False)
+    line = _line(x, combined["cumulative_pnl"], "Realized P&L", PNL, showlegend=False)
+    fig.add(line, 1, 1)
+    fill = _line(
+        x, drawdown, "drawdown", LOSS, fill="tozeroy", fillcolor=DRAWDOWN_FILL, showlegend=False
+    )
+    fig.add(fill, 1, 2)
+    fig.add({**_bars(combined), "showlegend": False}, 2, 1)
     for i, (security, frame) in enumerate(daily.groupby("security", sort=True)):
         color = SERIES[i % len(SERIES)]
-        line = _line(_epoch_ms(frame["date"]), frame["cumulative_pnl"], security, color)
-        line.hovertemplate = f"{security}: %{{y:,.2f}}<extra></extra>"
-        line.showlegend = True
-        fig.add_trace(line, row=2, col=2)
-    fig.update_xaxes(type="date")
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", x=0, y=-0.1))
-    return fig
+        line = _line(
+            _epoch_ms(frame["date"]),
+            frame["cumulative_pnl"],
+            security,
+            color,
+            hovertemplate=f"{security}: %{{y:,.2f}}<extra></extra>",
+            showlegend=True,
+        )
+        fig.add(line, 2, 2)
+    fig.xaxes(type="date")
+    fig.layout.update(showlegend=True, legend=dict(orientation="h", x=0, y=-0.1))
+    return fig.figure
 
 
-def metrics_figure(cells: pd.DataFrame, parameters: list[str]) -> go.Figure:
+def metrics_figure(cells: pd.DataFrame, parameters: list[str]) -> Figure:
     """Total P&L, daily Sharpe and max drawdown (columns) against each swept parameter (rows); one
     line per strategy, averaged over the other swept parameters."""
     rows = parameters or ["parameter set"]
@@ -215,56 +245,53 @@ def metrics_figure(cells: pd.DataFrame, parameters: list[str]) -> go.Figure:
             frame = group.assign(x=x if parameters else group["parameters"]).dropna(subset=["x"])
             means = frame.groupby("x", sort=True)[[m for m, _ in metrics]].mean()
             for c, (metric, _) in enumerate(metrics, start=1):
-                fig.add_trace(
-                    go.Scatter(
-                        x=list(means.index),
-                        y=means[metric].to_numpy("float64"),
-                        name=strategy,
-                        legendgroup=strategy,
-                        showlegend=r == 1 and c == 1,
-                        mode="lines+markers",
-                        line=dict(color=SERIES[s % len(SERIES)], width=2),
-                        marker=dict(size=7),
-                        hovertemplate=f"{strategy}<br>{parameter}=%{{x}}: %{{y:,.2f}}<extra></extra>",
-                    ),
-                    row=r,
-                    col=c,
-                )
+                trace = {
+                    "type": "scatter",
+                    "x": list(means.index),
+                    "y": means[metric].to_numpy("float64"),
+                    "name": strategy,
+                    "legendgroup": strategy,
+                    "showlegend": r == 1 and c == 1,
+                    "mode": "lines+markers",
+                    "line": dict(color=SERIES[s % len(SERIES)], width=2),
+                    "marker": dict(size=7),
+                    "hovertemplate": f"{strategy}<br>{parameter}=%{{x}}: %{{y:,.2f}}<extra></extra>",
+                }
+                fig.add(trace, r, c)
     for r, parameter in enumerate(parameters, start=1):  # ticks at the swept values
         values = {o[parameter] for o in cells["overrides"] if parameter in o}
         if len(values) <= 12 and all(isinstance(v, int | float) for v in values):
-            fig.update_xaxes(tickvals=sorted(values), row=r)
-    fig.update_layout(
+            fig.xaxes(r, tickvals=sorted(values))
+    fig.layout.update(
         showlegend=True,
         hovermode="closest",
         margin=dict(b=64),
         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0),
     )
-    return fig
+    return fig.figure
 
 
-def heatmap(cells: pd.DataFrame, securities: pd.DataFrame) -> go.Figure:
+def heatmap(cells: pd.DataFrame, securities: pd.DataFrame) -> Figure:
     """Parameter set × security heatmap of each security's Total P&L (realized + unrealized,
     diverging at zero)."""
     grid = securities.pivot(index="run_id", columns="security", values="total_pnl")
     grid = grid.reindex(index=cells["run_id"])
-    show_text = grid.size <= HEATMAP_TEXT_CELLS
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid.to_numpy("float64"),
-            x=list(grid.columns),
-            y=cells["label"].tolist(),
-            colorscale="RdYlGn",
-            zmid=0,
-            texttemplate="%{z:,.0f}" if show_text else None,
-            textfont=dict(size=11),
-            colorbar=dict(title=dict(text="Total P&L"), thickness=12),
-            hovertemplate="%{y}<br>%{x}: Total P&L %{z:,.2f}<extra></extra>",
-            xgap=1,
-            ygap=1,
-        )
-    )
-    fig.update_layout(
+    trace = {
+        "type": "heatmap",
+        "z": grid.to_numpy("float64"),
+        "x": list(grid.columns),
+        "y": cells["label"].tolist(),
+        "colorscale": RDYLGN,
+        "zmid": 0,
+        "textfont": dict(size=11),
+        "colorbar": dict(title=dict(text="Total P&L"), thickness=12),
+        "hovertemplate": "%{y}<br>%{x}: Total P&L %{z:,.2f}<extra></extra>",
+        "xgap": 1,
+        "ygap": 1,
+    }
+    if grid.size <= HEATMAP_TEXT_CELLS:
+        trace["texttemplate"] = "%{z:,.0f}"
+    layout = dict(
         template=TEMPLATE,
         height=max(220, 26 * len(grid.index) + 90),
         xaxis=dict(side="top", type="category", gridcolor="white"),
@@ -272,4 +299,4 @@ def heatmap(cells: pd.DataFrame, securities: pd.DataFrame) -> go.Figure:
         hovermode="closest",
         margin=dict(t=40, b=16),
     )
-    return fig
+    return {"data": [trace], "layout": layout}

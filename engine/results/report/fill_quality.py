@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from engine.results.report.figures import GAIN, LOSS, PNL, POSITION, SERIES, _epoch_ms, _figure
 from engine.results.report.markup import esc, integer, missing, money, ratio, table
+from engine.results.report.plotspec import Figure, Grid
 from engine.run import Run
 from engine.types import HORIZONS_SEC, SecurityResult
 
@@ -76,7 +76,7 @@ def section(run: Run) -> str:
     )
 
 
-def figure(run: Run, daily: pd.DataFrame) -> go.Figure | None:
+def figure(run: Run, daily: pd.DataFrame) -> Figure | None:
     """The six fill-quality plots of a run, or None without analytics."""
     results = analysed(run)
     if not results:
@@ -101,28 +101,33 @@ def figure(run: Run, daily: pd.DataFrame) -> go.Figure | None:
     _positions(fig, results)
     _mtm_curves(fig, daily)
     _waterfall(fig, results)
-    fig.update_xaxes(type="category", row=1, col=1)
-    fig.update_xaxes(type="date", row=3, col=1)
-    fig.update_layout(showlegend=True, barmode="group", hovermode="closest")
-    return fig
+    fig.xaxes(1, 1, type="category")
+    fig.xaxes(3, 1, type="date")
+    fig.layout.update(showlegend=True, barmode="group", hovermode="closest")
+    return fig.figure
 
 
-def _markout_curves(fig: go.Figure, results: list[SecurityResult]) -> None:
+def _markout_curves(fig: Grid, results: list[SecurityResult]) -> None:
     x = [f"{h} s" for h in HORIZONS]
     for i, r in enumerate(results):
-        fig.add_trace(
-            go.Scatter(x=x, y=curve([r.markouts]), name=r.security, mode="lines+markers",
-                       line=dict(color=SERIES[i % len(SERIES)], width=1.2), legendgroup=r.security),
-            row=1, col=1,
+        fig.add(
+            {"type": "scatter", "x": x, "y": curve([r.markouts]), "name": r.security,
+             "mode": "lines+markers", "line": dict(color=SERIES[i % len(SERIES)], width=1.2),
+             "legendgroup": r.security},
+            1, 1,
         )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(x=x, y=curve([r.markouts for r in results]), name="Portfolio",
-                   mode="lines+markers", line=dict(color="#111827", width=3)),
-        row=1, col=1,
+    fig.add(
+        {"type": "scatter", "x": x, "y": curve([r.markouts for r in results]), "name": "Portfolio",
+         "mode": "lines+markers", "line": dict(color="#111827", width=3)},
+        1, 1,
     )  # fmt: skip
 
 
-def _edge_bars(fig: go.Figure, results: list[SecurityResult]) -> None:
+def _bar(x: list, y: list, name: str, color: str) -> dict:
+    return {"type": "bar", "x": x, "y": y, "name": name, "marker": dict(color=color)}
+
+
+def _edge_bars(fig: Grid, results: list[SecurityResult]) -> None:
     names = [r.security for r in results]
     edge = [r.analytics["edge_bps"] for r in results]
     markout = [r.analytics["markout_bps_60"] for r in results]
@@ -132,10 +137,10 @@ def _edge_bars(fig: go.Figure, results: list[SecurityResult]) -> None:
         ("adverse selection (edge − markout 60 s)", adverse, LOSS),
         ("markout 60 s", markout, PNL),
     ):
-        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=color), row=1, col=2)
+        fig.add(_bar(names, values, label, color), 1, 2)
 
 
-def _activity_bars(fig: go.Figure, results: list[SecurityResult]) -> None:
+def _activity_bars(fig: Grid, results: list[SecurityResult]) -> None:
     names = [r.security for r in results]
     for label, key, color in (
         ("two-sided uptime", "uptime_two_sided", PNL),
@@ -143,24 +148,25 @@ def _activity_bars(fig: go.Figure, results: list[SecurityResult]) -> None:
         ("fill ratio (quote fills / quotes placed)", "fill_ratio", POSITION),
     ):
         values = [r.analytics[key] for r in results]
-        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=color), row=2, col=1)
+        fig.add(_bar(names, values, label, color), 2, 1)
 
 
-def _positions(fig: go.Figure, results: list[SecurityResult]) -> None:
+def _positions(fig: Grid, results: list[SecurityResult]) -> None:
     for i, r in enumerate(results):
         if r.trades is None or r.trades.empty:
             continue
         limit = float(r.params.get("max_position") or 0) or float("nan")
         half_life = r.analytics["inventory_half_life_min"]
         label = f"{r.security}<br>half-life {ratio(half_life)} min"
-        fig.add_trace(
-            go.Box(y=r.trades["position"].to_numpy(float) / limit, name=label, boxpoints=False,
-                   marker_color=SERIES[i % len(SERIES)], showlegend=False),
-            row=2, col=2,
+        fig.add(
+            {"type": "box", "y": r.trades["position"].to_numpy(float) / limit, "name": label,
+             "boxpoints": False, "marker": dict(color=SERIES[i % len(SERIES)]),
+             "showlegend": False},
+            2, 2,
         )  # fmt: skip
 
 
-def _mtm_curves(fig: go.Figure, daily: pd.DataFrame) -> None:
+def _mtm_curves(fig: Grid, daily: pd.DataFrame) -> None:
     if daily.empty or "mtm_pnl" not in daily.columns:
         return
     by_date = daily.groupby("date", sort=True)[["realized_pnl", "mtm_pnl", "fees"]].sum()
@@ -169,23 +175,28 @@ def _mtm_curves(fig: go.Figure, daily: pd.DataFrame) -> None:
         ("cumulative realized", by_date["realized_pnl"].cumsum(), PNL),
         ("cumulative mark-to-market (net of fees)", by_date["mtm_pnl"].cumsum(), GAIN),
     ):
-        fig.add_trace(
-            go.Scatter(x=x, y=values.to_numpy(), name=label, mode="lines", line=dict(color=color)),
-            row=3, col=1,
+        fig.add(
+            {"type": "scatter", "x": x, "y": values.to_numpy(), "name": label, "mode": "lines",
+             "line": dict(color=color)},
+            3, 1,
         )  # fmt: skip
 
 
-def _waterfall(fig: go.Figure, results: list[SecurityResult]) -> None:
+def _waterfall(fig: Grid, results: list[SecurityResult]) -> None:
     spread = sum(r.analytics["spread_capture"] for r in results)
     inventory = sum(r.analytics["inventory_pnl"] for r in results)
     fees = sum(r.analytics["fees"] for r in results)
-    fig.add_trace(
-        go.Waterfall(
-            x=["spread capture", "inventory P&L", "fees", "mark-to-market"],
-            y=[spread, inventory, -fees, 0.0],
-            measure=["relative", "relative", "relative", "total"],
-            increasing=dict(marker_color=GAIN), decreasing=dict(marker_color=LOSS),
-            totals=dict(marker_color=PNL), showlegend=False, name="P&L",
-        ),
-        row=3, col=2,
+    fig.add(
+        {
+            "type": "waterfall",
+            "x": ["spread capture", "inventory P&L", "fees", "mark-to-market"],
+            "y": [spread, inventory, -fees, 0.0],
+            "measure": ["relative", "relative", "relative", "total"],
+            "increasing": dict(marker=dict(color=GAIN)),
+            "decreasing": dict(marker=dict(color=LOSS)),
+            "totals": dict(marker=dict(color=PNL)),
+            "showlegend": False,
+            "name": "P&L",
+        },
+        3, 2,
     )  # fmt: skip

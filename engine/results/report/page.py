@@ -9,19 +9,20 @@ from plotly.offline import get_plotlyjs
 
 from engine.results.report.figures import PLOT_CONFIG
 from engine.results.report.markup import esc
+from engine.results.report.plotspec import to_json
 
 
 def write_html(out: Path, title: str, body: list[str], figures, footer: str) -> None:
     """Write the page: HTML first (it paints at once), each figure as a sized div and its JSON,
     then plotly.js once at the end, drawing the figures one after another. `figures` are
-    (div id, heading, note as HTML, plotly figure); `footer` is HTML."""
+    (div id, heading, note as HTML, plotly.js figure spec); `footer` is HTML."""
     plots = []
     for div_id, heading, note, figure in figures:
-        spec = figure.to_json().replace("</", "<\\/")
+        spec, height = to_json(figure), figure["layout"]["height"]  # `<` escaped in the JSON
         plots.append(
             f'<section class="card plot-card" id="{esc(div_id)}"><h2>{esc(heading)} '
             f'<span class="h-note">{note}</span></h2>'
-            f'<div class="plot" id="plot-{esc(div_id)}" style="height:{figure.layout.height}px">'
+            f'<div class="plot" id="plot-{esc(div_id)}" style="height:{height}px">'
             "</div>"
             f'<script>draw("plot-{esc(div_id)}", {spec});</script></section>'
         )
