@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mmflow.cli import UserError
+from mmflow.cli import UserError, heavy_imports
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 ZIP_MAGIC = b"PK\x03\x04"  # an .xlsx is a zip archive
@@ -110,7 +110,8 @@ def check_prefect_api(timeout: float = 2.0) -> None:
 
 def check_flow_arguments(args, strategies, overrides: dict | None) -> None:
     """Everything `mmflow run` and `sweep` can check before Prefect starts."""
-    check_strategies(strategies)
+    with heavy_imports():  # the strategy registry loads numba and the engine
+        check_strategies(strategies)
     for name in strategies:
         check_parameters(name, args.config, overrides)
     check_data(args.data)
