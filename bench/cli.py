@@ -114,11 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     config = args.configs / f"{STRATEGY}_config.json"
     n = args.repeat
-    # A user's mmflow has bytecode: pip compiles an installed package, and Python writes it on
-    # an editable install's first run. Where PYTHONDONTWRITEBYTECODE is set (as on CI machines),
-    # every run would compile mmflow's sources again; compile them once, as a first run would.
-    packages = [str(REPO / name) for name in ("engine", "mmflow", "flows", "tasks")]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True)
+    common.compile_bytecode()
     mmflow = [str(MMFLOW)]
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """Benchmark: `mmflow run` (the Prefect `backtest` flow on Dask, stored in DuckDB), warm and cold,
 against the in-process `mmflow backtest` of the same work; every command in a fresh process, as a
-user runs it.
+user runs it (mmflow's bytecode compiled first, as an installed package has it).
 
   in-process  `mmflow backtest --out DIR`: every security in turn, CSV files
   warm        `mmflow run` while `mmflow server` runs (its Prefect API and warm Dask workers, found
@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 # bench/engine.py is named like the `engine` package: keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
+from bench import common  # noqa: E402
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 MMFLOW = Path(sys.executable).parent / "mmflow"  # the console script a user runs
 PHASES = ("cluster_start", "compute", "cluster_stop", "store")
@@ -174,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.runner import run_backtest
     from flows.runtime import read_server_record
 
+    common.compile_bytecode()
     scratch = Path(tempfile.mkdtemp(prefix="mmflow-bench-flow-"))
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
