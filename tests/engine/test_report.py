@@ -1,134 +1,44 @@
-"""HTML reports: rendered from the Run in memory (no store needed), equal to the report of the same
-run read back from the store, offline, failures shown, every ratio with its basis, sweeps from the
-store, light on big runs."""
+"""A run's HTML report: rendered from the Run in memory (no store needed), equal to the report of
+the same run read back from the store, offline, failures shown, every ratio with its basis, light
+on big runs, figures as plotly.js specs (the sweep's report: test_report_sweep.py)."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
-import math
 import re
 import subprocess
 import sys
-import time
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from report_pages import (
+    COMMIT,
+    DD_PCT,
+    INDICATIVE,
+    RUN_ID,
+    STRATEGY,
+    hand_result,
+    kpi,
+    new_run,
+    plot_spec,
+    values,
+    visible,
+)
 
-from engine.results import metrics
 from engine.results.report import (
     MAX_POINTS,
     decimate,
     default_report_path,
     headline,
     write_run_report,
-    write_sweep_report,
 )
 from engine.results.report.frames import minute_series
-from engine.results.store import StoreError, query, read_run, write_run
+from engine.results.store import read_run, write_run
 from engine.run import Run
 from engine.runner import run_backtest
-from engine.types import SUMMARY_FIELDS, TRADE_COLUMNS, Failure, SecurityResult
-from mmflow.cli import main
-
-STRATEGY = "v2_price_follow_qty_cooldown"
-RUN_ID = "20261128T081500-3f9a2c"
-START = dt.datetime(2026, 11, 28, 8, 15, tzinfo=dt.UTC)
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-DD_PCT = "max drawdown as % of the running peak of realized P&amp;L, SPEC §5.3"
-INDICATIVE = "fewer than 20 days: indicative only"
-
-
-def new_run(run_id: str, results=(), failures=(), strategy: str = STRATEGY, **changes) -> Run:
-    """A finished Run with plausible lineage, built in memory."""
-    fields = dict(
-        run_id=run_id,
-        kind="backtest",
-        strategy=strategy,
-        params={"config": None, "overrides": {}},
-        config_hash="c0ffee",
-        data_source="/data/parquet",
-        data_hash="d00d" * 16,
-        started_at=START,
-        finished_at=START + dt.timedelta(seconds=42),
-        code_version="0.1.0+abc123",
-        git_commit=COMMIT,
-        git_dirty=True,
-        results=list(results),
-        failures=list(failures),
-    )
-    return Run(**{**fields, **changes})
-
-
-def hand_result(security: str, strategy: str, pnls, start="2026-01-05 10:00", step_s=90, **summary):
-    """A SecurityResult from per-fill realized P&L: alternating buy/sell of 100, summary from
-    metrics (`summary` overrides figures, e.g. an unrealized P&L)."""
-    n = len(pnls)
-    seq = np.arange(n, dtype="int64")
-    realized = np.asarray(pnls, dtype="float64")
-    trades = pd.DataFrame(
-        {
-            "seq": seq,
-            "timestamp": (pd.Timestamp(start) + pd.to_timedelta(seq * step_s, unit="s")).astype(
-                "datetime64[ns]"
-            ),
-            "side": np.where(seq % 2 == 0, "buy", "sell"),
-            "fill_price": 10.0 + (seq % 7) / 100,
-            "fill_qty": np.full(n, 100, dtype="int64"),
-            "realized_pnl": realized,
-            "position": np.where(seq % 2 == 0, 100, 0).astype("int64"),
-            "pnl": np.cumsum(realized),
-        }
-    )[list(TRADE_COLUMNS)]
-    figures = {name: None for name, _ in SUMMARY_FIELDS}
-    total = math.fsum(realized)
-    figures.update(
-        security=security,
-        strategy=strategy,
-        trades=n,
-        volume=100 * n,
-        final_position=int(trades["position"].iloc[-1]),
-        realized_pnl=total,
-        unrealized_pnl=0.0,
-        total_pnl=total,
-    )
-    stats = metrics.fill_stats(np.asarray(realized, dtype=float))
-    daily = metrics.daily_pnl(trades)
-    figures.update(metrics.trade_metrics(stats, daily, trades["pnl"].to_numpy()))
-    figures.update(summary)
-    return SecurityResult(security, strategy, {"quote_size": 100}, trades, daily, figures, stats)
-
-
-def plot_spec(page: str, div_id: str) -> dict:
-    """The plotly figure JSON drawn into `plot-<div_id>`."""
-    match = re.search(rf'draw\("plot-{re.escape(div_id)}", (\{{.*?\}})\);</script>', page)
-    assert match, f"no figure plot-{div_id} in the report"
-    return json.loads(match.group(1))
-
-
-def values(trace: dict, axis: str = "y") -> np.ndarray:
-    """A trace's values, from a plain list or plotly's typed-array spec (dtype + base64 bdata)."""
-    data = trace[axis]
-    if isinstance(data, dict):
-        return np.frombuffer(base64.b64decode(data["bdata"]), data["dtype"])
-    return np.asarray(data)
-
-
-def kpi(page: str, label: str) -> str:
-    """The text of a KPI card's value (tags removed)."""
-    match = re.search(
-        rf'<div class="label">{re.escape(label)}</div><div class="value[^"]*">(.*?)</div>', page
-    )
-    assert match, f"no KPI card {label!r}"
-    return re.sub(r"<[^>]+>", "", match.group(1))
-
-
-def visible(page: str) -> str:
-    """The page's text as a reader sees it (tags, scripts and attributes removed)."""
-    return re.sub(r"<[^>]+>", "", re.sub(r"<script>.*?</script>", "", page, flags=re.S))
+from engine.types import Failure
 
 
 @pytest.fixture(scope="module")
@@ -387,94 +297,3 @@ def test_headline_is_markdown_with_the_report_path(small_run, small_store):
     assert str(report) in text and str(report).startswith(str(small_store.parent / "reports"))
     best = max(small_run.results, key=lambda r: r.summary["total_pnl"])
     assert f"Best: **{best.security}** {best.summary['total_pnl']:,.2f}" in text
-
-
-def sweep_store(tmp_path):
-    """Two strategies × two quote sizes, each cell a run with sweep_id 'sw-1'."""
-    store = tmp_path / "results.duckdb"
-    for s, strategy in enumerate(("v1_baseline", STRATEGY)):
-        for size in (25_000, 50_000):
-            scale = size / 25_000 * (s + 1)
-            results = [
-                hand_result("AAA", strategy, [0.0, 3.0 * scale, 0.0, -1.0], unrealized_pnl=1.5),
-                hand_result(
-                    "BBB", strategy, [0.0, -2.0 * scale, 0.0, 4.0], start="2026-01-06 10:00"
-                ),
-            ]
-            results[0].summary["total_pnl"] += 1.5
-            run = new_run(
-                f"cell-{strategy}-{size}",
-                results,
-                strategy=strategy,
-                kind="sweep",
-                sweep_id="sw-1",
-                params={"config": None, "overrides": {"quote_size": size}},
-            )
-            write_run(store, run)
-    return store
-
-
-def test_sweep_report_has_one_line_per_strategy_and_a_heatmap(tmp_path):
-    store = sweep_store(tmp_path)
-    path = write_sweep_report(store, "sw-1")
-    assert path == tmp_path / "reports" / "sweep-sw-1.html"
-    page = path.read_text()
-    lines = plot_spec(page, "sweep-metrics")["data"]
-    assert {t["name"] for t in lines} == {"v1_baseline", STRATEGY}
-    assert len(lines) == 2 * 3  # per strategy: P&L, Sharpe, drawdown against quote_size
-    assert sorted(t["name"] for t in lines if t.get("showlegend")) == sorted(
-        ["v1_baseline", STRATEGY]
-    )
-    assert all(t["x"] == [25_000, 50_000] for t in lines)
-    heatmap = plot_spec(page, "sweep-heatmap")["data"][0]
-    assert heatmap["type"] == "heatmap"
-    assert heatmap["x"] == ["AAA", "BBB"]
-    assert heatmap["y"][0] == "v1_baseline · quote_size=25000" and len(heatmap["y"]) == 4
-    cells = query(store, "SELECT realized_pnl, total_pnl FROM runs")
-    assert (cells["total_pnl"] - cells["realized_pnl"]).round(9).eq(1.5).all()
-    assert f"{cells['total_pnl'].max():,.2f}" in page
-    assert f"{cells['realized_pnl'].max():,.2f}" in page
-    assert "quote_size=25000" in page
-    assert "daily, over 2 days; fewer than 20 days: indicative only" in visible(page)
-
-
-def test_sweep_report_waits_for_a_store_held_by_a_writer(tmp_path):
-    store = sweep_store(tmp_path)
-    hold = (
-        "import duckdb, sys, time\n"
-        f"con = duckdb.connect({str(store)!r})\n"
-        "print('locked', flush=True)\n"
-        "time.sleep(1.5)\n"
-        "con.close()\n"
-    )
-    writer = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline().strip() == "locked"
-        started = time.perf_counter()
-        path = write_sweep_report(store, "sw-1", out=tmp_path / "sweep.html")
-        assert time.perf_counter() - started >= 0.5  # it waited for the writer, then read
-        assert plot_spec(path.read_text(), "sweep-heatmap")["data"]
-    finally:
-        writer.wait(timeout=30)
-
-
-def test_unknown_run_and_sweep_say_how_to_list_them(tmp_path):
-    store = sweep_store(tmp_path)
-    with pytest.raises(StoreError, match="v_run_summary"):
-        read_run(store, "nope")
-    with pytest.raises(StoreError, match="DISTINCT sweep_id"):
-        write_sweep_report(store, "nope")
-
-
-def test_cli_writes_run_latest_and_sweep_reports(tmp_path, capsys):
-    store = sweep_store(tmp_path)
-    out = tmp_path / "one.html"
-    assert main(["report", "cell-v1_baseline-25000", "--store", str(store), "--out", str(out)]) == 0
-    assert out.exists() and "one.html" in capsys.readouterr().out
-    assert "cell-v1_baseline-25000" in out.read_text()
-    assert main(["report", "--latest", "--store", str(store)]) == 0
-    assert len(list((tmp_path / "reports").glob("run-*.html"))) == 1
-    assert main(["report", "--sweep", "sw-1", "--store", str(store)]) == 0
-    assert (tmp_path / "reports" / "sweep-sw-1.html").exists()
-    assert main(["report", "nope", "--store", str(store)]) == 2
-    assert "no run 'nope'" in capsys.readouterr().err
