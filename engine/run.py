@@ -24,18 +24,6 @@ from engine.results.analytics_portfolio import portfolio_figures
 from engine.types import KEY_FIGURES, Failure, SecurityResult
 
 STATUSES = ("completed", "partial", "failed")
-# The Portfolio's SPEC §5.3 figures, in the order tables show and store them.
-PORTFOLIO_FIGURES = (
-    "realized_pnl",
-    "unrealized_pnl",
-    "total_pnl",
-    "sharpe_ratio",
-    "max_drawdown",
-    "max_drawdown_pct",
-    "calmar_ratio",
-    "win_rate",
-    "profit_factor",
-)
 KINDS = ("backtest", "sweep")
 
 
@@ -83,14 +71,22 @@ class Portfolio:
         stats = metrics.portfolio_metrics(results, daily)
         realized = stats.pop("total_pnl")
         unrealized = math.fsum(r.summary["unrealized_pnl"] for r in results)
+        analytics = portfolio_figures(results, realized)
         return cls(
             realized_pnl=realized,
             unrealized_pnl=unrealized,
             total_pnl=realized + unrealized,
             days=len(daily),
             **stats,
-            **portfolio_figures(results, realized),
+            **(dict.fromkeys(PORTFOLIO_ANALYTICS, math.nan) if analytics is None else analytics),
         )
+
+
+# Portfolio's fields in order: `trades`, the SPEC §5.3 figures (PORTFOLIO_FIGURES, in the order
+# tables show and store them), `days` (their basis), then the pooled ANALYTICS.md figures.
+_PORTFOLIO_FIELDS = tuple(f.name for f in fields(Portfolio))
+PORTFOLIO_FIGURES = _PORTFOLIO_FIELDS[1 : _PORTFOLIO_FIELDS.index("days")]
+PORTFOLIO_ANALYTICS = _PORTFOLIO_FIELDS[_PORTFOLIO_FIELDS.index("days") + 1 :]
 
 
 @dataclass(frozen=True)

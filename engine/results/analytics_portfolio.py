@@ -8,28 +8,17 @@ from collections.abc import Sequence
 
 from engine.types import SecurityResult
 
-# The portfolio analytics of `engine.run.Portfolio` (see `portfolio_figures`).
-PORTFOLIO_ANALYTICS = (
-    "fees",
-    "net_pnl",
-    "edge_bps",
-    "markout_bps_60",
-    "uptime_two_sided",
-    "fill_ratio",
-    "avg_abs_position",
-)
 
-
-def portfolio_figures(results: Sequence[SecurityResult], realized_pnl: float) -> dict:
+def portfolio_figures(results: Sequence[SecurityResult], realized_pnl: float) -> dict | None:
     """All securities together: `fees` summed and `net_pnl = realized_pnl - fees` (A11);
     `edge_bps` and `markout_bps_60` as A6 over every security's fills pooled (1e4 * sum of the
     values / sum of p * q over the fills with the mid defined); `fill_ratio` = all quote fills /
     all quotes placed (A7); `uptime_two_sided` and `avg_abs_position` are the securities' values
     weighted by their `window_seconds` (the A7 time basis: share of all the securities' quoting
-    time; the position is in each security's own shares). NaN figures when some result has no
-    analytics (a run stored before them)."""
+    time; the position is in each security's own shares). None when some result has no analytics
+    (a run stored before them): `Portfolio` then has them NaN."""
     if any(not r.analytics or r.markouts is None for r in results):
-        return dict.fromkeys(PORTFOLIO_ANALYTICS, math.nan)
+        return None
     figures = [r.analytics for r in results]
     pooled = [r.markouts.iloc[0] for r in results]  # the 'all' rows
     fees = math.fsum(f["fees"] for f in figures)

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from engine.results.analytics_portfolio import PORTFOLIO_ANALYTICS
 from engine.results.store.analytics_tables import ANALYTICS_TABLES, analytics_tables
 from engine.results.store.connection import StoreError, _naive_utc, _rollback, connect
-from engine.run import PORTFOLIO_FIGURES, Run
+from engine.run import PORTFOLIO_ANALYTICS, PORTFOLIO_FIGURES, Run
 from engine.types import (
     DAILY_COLUMNS,
     SUMMARY_FIELDS,
