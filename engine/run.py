@@ -27,6 +27,26 @@ STATUSES = ("completed", "partial", "failed")
 KINDS = ("backtest", "sweep")
 
 
+class RunFailed(Exception):
+    """What calling a flow raises when every one of its items failed: the flow's Failed state
+    carries it, and `summary` keeps the flow's own summary (a RunSummary, a SweepSummary or the
+    nightly report) with every failure in it."""
+
+    def __init__(self, message: str, summary: object) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+    def __reduce__(self):
+        return type(self), (str(self), self.summary)
+
+
+def outcome(state) -> object:
+    """A finished flow run's summary (`state` from `flow(..., return_state=True)`), also when every
+    item failed; an exception when the flow itself broke."""
+    result = state.result(raise_on_failure=False)
+    return result.summary if isinstance(result, RunFailed) else result
+
+
 def new_run_id() -> str:
     """A sortable run id: UTC time to the second, a dash and 6 random hex digits."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"

@@ -8,7 +8,6 @@ import time
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from engine import settings
@@ -20,7 +19,7 @@ from engine.runner import start_backtest
 from engine.sim import strategies
 from engine.types import KEY_FIGURES, SecurityResult
 from flows import liveness
-from flows.fanout import Item, fan_out
+from flows.fanout import Item, all_failed, fan_out
 from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, run_backtest, store_results
 from tasks.report import report_or_none, write_run_report
 
@@ -107,5 +106,5 @@ def backtest(
         store=target, report=report_path, timings=done.timings, spilled=tuple(spilled)
     )
     if run.status == "failed":
-        return Failed(message=f"all {len(run.failures)} securities failed", data=summary)
+        return all_failed(f"all {len(run.failures)} securities failed", summary)
     return summary

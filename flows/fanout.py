@@ -18,7 +18,9 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.futures import as_completed
+from prefect.states import Failed, State
 
+from engine.run import RunFailed
 from engine.types import Failure
 from flows.runtime import make_task_runner
 
@@ -175,3 +177,9 @@ def _release(future) -> None:
             release()
         except Exception:  # noqa: BLE001 - releasing early is an optimisation only
             pass
+
+
+def all_failed(message: str, summary: object) -> State:
+    """The state a flow returns when every item failed: Failed, and calling the flow raises
+    `RunFailed` with its `summary` (`engine.run.outcome` reads it from the state)."""
+    return Failed(message=message, data=RunFailed(message, summary))

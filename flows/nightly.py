@@ -14,17 +14,17 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
 
 from engine import settings
 from engine.data.days import read_marker
 from engine.results.compare import FIGURE_BASIS
 from engine.results.diff import StrategyNight, render_night, status_counts
 from engine.results.store.catalog import now
-from engine.run import RunSummary, new_run_id
+from engine.run import RunSummary, new_run_id, outcome
 from engine.sim import strategies as registry
 from flows import liveness
 from flows.backtest import backtest
+from flows.fanout import all_failed
 from tasks.nightly import compare_run, ingest_drop, read_history_days, send_notification
 
 MAX_LISTED = 10  # days named per alarm in a notification
@@ -32,9 +32,7 @@ MAX_LISTED = 10  # days named per alarm in a notification
 
 def _outcome(state) -> tuple[RunSummary | None, str]:
     """The backtest subflow's summary (also of a run whose securities all failed), or its error."""
-    result = state.result(raise_on_failure=False)
-    if not isinstance(result, RunSummary) and isinstance(state.data, RunSummary):
-        result = state.data  # Failed(data=summary): every security failed
+    result = outcome(state)  # also the summary of a run whose securities all failed
     if isinstance(result, RunSummary):
         return result, ""
     return None, f"{type(result).__name__}: {result}"
@@ -240,9 +238,7 @@ def _publish(night, source, history, store, ingested, rows, nights, problems, no
     )
     failed = [r["strategy"] for r in rows if r["status"] in (None, "failed")]
     if failed:
-        return Failed(
-            message=f"{len(failed)} of {len(rows)} strategies failed: {failed}", data=report
-        )
+        return all_failed(f"{len(failed)} of {len(rows)} strategies failed: {failed}", report)
     return report
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from engine import settings
@@ -45,7 +44,7 @@ from engine.sweep import (
 )
 from engine.types import Failure
 from flows import liveness
-from flows.fanout import Item, fan_out
+from flows.fanout import Item, all_failed, fan_out
 from flows.runtime import make_task_runner
 from tasks.backtest import DEFAULT_STORE_TIMEOUT, prepare_data, store_results
 from tasks.report import report_or_none, write_sweep_report
@@ -242,5 +241,5 @@ def sweep(
     report = report_or_none(write_sweep_report, target, sid)
     summary = dataclasses.replace(summary, report=str(report) if report else None)
     if tasks and not any(t["ok"] for t in tasks):
-        return Failed(message=f"all {len(tasks)} tasks failed", data=summary)
+        return all_failed(f"all {len(tasks)} tasks failed", summary)
     return summary

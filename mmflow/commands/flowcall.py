@@ -37,12 +37,13 @@ def call_flow(flow, kwargs: dict, summary_type: type, *, finish: Callable | None
         finally:
             stop.set()
         seconds = time.perf_counter() - started
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException):
-        if state.is_failed() and isinstance(state.data, summary_type):
-            return state.data, seconds
-        raise UserError(f"the {what} flow failed: {outcome}") from outcome
-    return outcome, seconds
+    from engine.run import outcome
+
+    summary = outcome(state)  # also when every item failed
+    if isinstance(summary, summary_type):
+        return summary, seconds
+    cause = summary if isinstance(summary, BaseException) else None
+    raise UserError(f"the {what} flow failed: {summary}") from cause
 
 
 def _watch(url: str, finish: Callable, stop: threading.Event) -> None:

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from mmflow.cli import heavy_imports
 
     with heavy_imports():
+        from engine.run import outcome
         from flows.nightly import nightly
         from flows.runtime import prefect_api
         from mmflow.commands.checks import check_prefect_api
@@ -79,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     check_prefect_api()
     with prefect_api():
         state = nightly(**kwargs, return_state=True)
-    report = state.result(raise_on_failure=False)
-    if isinstance(report, BaseException):
-        report = state.data if isinstance(state.data, dict) else None
+    report = outcome(state)  # also when every strategy failed
     if not isinstance(report, dict):
         print(f"mmflow nightly: the flow failed: {state.message}")
         return 1

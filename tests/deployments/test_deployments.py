@@ -23,6 +23,7 @@ from deployments.definitions import (
 from deployments.settings import SettingsError, load_settings
 from engine.lineage import code_version
 from engine.results.store import query
+from engine.run import outcome
 from engine.settings import STORE_CONCURRENCY_LIMIT
 from mmflow.cli import main
 
@@ -288,7 +289,7 @@ def test_a_failing_strategy_fails_the_nightly_run_with_a_row_per_strategy(tmp_pa
     )
     assert state.is_failed()
     assert state.message == f"2 of 2 strategies failed: {STRATEGIES}"
-    report = state.result(raise_on_failure=False)  # Failed(data=report): the report
+    report = outcome(state)  # the report, also of a failed night
     assert [row["strategy"] for row in report["runs"]] == STRATEGIES
     assert all("missing.xlsx" in row["error"] for row in report["runs"]), report
 

@@ -15,6 +15,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -33,7 +34,7 @@ from helpers import start_group
 import flows.backtest
 from engine.params import load_config
 from engine.results.store import query, read_run, read_trades
-from engine.run import Run
+from engine.run import Run, RunFailed, outcome
 from engine.runner import run_backtest
 from engine.types import TRADE_COLUMNS
 from flows.backtest import backtest
@@ -392,6 +393,14 @@ def test_flow_fails_when_no_security_succeeds(threads, tmp_path):
     assert read_run(store, run_id).status == "failed"
     failed = failures_of(store, run_id)
     assert list(failed) == ["BROKEN"] and failed["BROKEN"]["error_type"] == "InputError"
+    assert outcome(state).run_id == run_id  # the summary of the failed run
+    # Called directly (a notebook), the flow raises RunFailed with the summary.
+    with pytest.raises(RunFailed, match="all 1 securities failed") as raised:
+        backtest(data=str(folder), strategy="v1_baseline", store=store)
+    summary = raised.value.summary
+    assert summary.status == "failed" and summary.failed.keys() == {"BROKEN"}
+    copied = pickle.loads(pickle.dumps(raised.value))  # crosses processes (deployments)
+    assert str(copied) == str(raised.value) and copied.summary.failed == summary.failed
 
 
 # ---- 3. a worker process killed during a run ---------------------------------------------------
