@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     finally:
-        if argv is None:
+        if console_process():
             # The process exits next. Its last garbage collection would walk every object the
             # command made or imported (about 0.25 s after a backtest) only to free memory the
             # OS takes back anyway; frozen objects are skipped. Files are closed by then.
