@@ -246,6 +246,19 @@ def warm_worker() -> dict[str, float]:
     return dict(WARMED)
 
 
+def warm_up_cluster(api_url: str, address: str, tasks: int, timeout: float = 120.0) -> bool:
+    """Run `flows.warmup` (one tiny flow of `tasks` no-op tasks on the cluster at `address`,
+    its run deleted after) in a subprocess, so a new server's first real run does not pay the
+    server's and the workers' first task runs; whether it finished."""
+    import subprocess
+
+    command = [sys.executable, "-m", "flows.warmup", api_url, address, str(tasks)]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def dask_setup(worker) -> None:
     """Dask preload hook (`dask worker --preload flows.runtime`): warm the worker before it
     registers with the scheduler, so a worker is never handed a task cold, restarts included."""

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,7 @@ from engine.sim import strategies
 from engine.types import TRADE_COLUMNS
 from flows import runtime
 from flows.runtime import ServerRecord
+from flows.warmup import FLOW_NAME as WARM_UP
 from mmflow.cli import build_parser
 from mmflow.commands import server
 
@@ -277,6 +279,12 @@ def test_mmflow_server_records_itself_serves_a_run_and_cleans_up(shared_data, tm
         assert record.pids["mmflow"] == process.pid and record.code_version
         assert runtime.answers_health(record.api_url)
         assert runtime.accepts_connections(record.dask_address)
+        # Before it said ready, its warm-up flow ran on this server's API and cluster (the flow
+        # is known) and deleted its run: nothing of it is left to see in the UI.
+        assert _api_post(record.api_url, "flows/filter", {"flows": {"name": {"any_": [WARM_UP]}}})
+        runs = {"flows": {"name": {"any_": [WARM_UP]}}}
+        assert _api_post(record.api_url, "flow_runs/filter", runs) == []
+        assert "warm-up flow did not finish" not in log.read_text()
 
         # A second server beside it is refused (one record per cache folder).
         second = subprocess.run([*command[:3], str(_free_port()), *command[4:]], env=env,
@@ -304,3 +312,11 @@ def test_mmflow_server_records_itself_serves_a_run_and_cleans_up(shared_data, tm
     assert not (cache_dir / "server.json").exists()
     assert not record.alive("prefect") and not record.alive("scheduler")
     assert not record.alive("workers"), log.read_text()[-2000:]
+
+
+def _api_post(api_url: str, path: str, body: dict):
+    """The JSON answer of POST <api_url>/<path>."""
+    request = urllib.request.Request(f"{api_url}/{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"}, method="POST")  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
