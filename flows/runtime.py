@@ -246,17 +246,20 @@ def warm_worker() -> dict[str, float]:
     return dict(WARMED)
 
 
-def warm_up_cluster(api_url: str, address: str, tasks: int, timeout: float = 120.0) -> bool:
+def warm_up_cluster(api_url: str, address: str, tasks: int, timeout: float = 120.0) -> float:
     """Run `flows.warmup` (one tiny flow of `tasks` no-op tasks on the cluster at `address`,
-    its run deleted after) in a subprocess, so a new server's first real run does not pay the
-    server's and the workers' first task runs; whether it finished."""
+    deleted after) in a subprocess, so a new server's first real run does not pay the server's
+    and the workers' first task runs; its seconds, or 0.0 when it did not finish."""
     import subprocess
+    import time
 
+    started = time.monotonic()
     command = [sys.executable, "-m", "flows.warmup", api_url, address, str(tasks)]
     try:
-        return subprocess.run(command, capture_output=True, timeout=timeout).returncode == 0
+        done = subprocess.run(command, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return False
+        return 0.0
+    return time.monotonic() - started if done.returncode == 0 else 0.0
 
 
 def dask_setup(worker) -> None:

@@ -1,10 +1,10 @@
 """`python -m flows.warmup API_URL DASK_ADDRESS TASKS`: one tiny flow through a new `mmflow
-server`'s cluster, whose flow run is then deleted.
+server`'s cluster; the flow (with its run) is then deleted.
 
 The first flow run on a fresh Prefect server and Dask cluster takes about 1.2 s longer than the
 next ones, even with warm workers: the server's and each worker's first task runs. `mmflow
 server` runs this before it says it is ready, so a user's first `mmflow run` does not pay it.
-Nothing is left in the UI: deleting the flow run deletes its task runs, and it makes no artifacts.
+Nothing is left in the UI: deleting the flow deletes its run and task runs; it makes no artifacts.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def warm_up(tasks: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the warm-up flow against API_URL on the cluster at DASK_ADDRESS; delete its run."""
+    """Run the warm-up flow against API_URL on the cluster at DASK_ADDRESS; delete it."""
     api_url, address, tasks = argv if argv is not None else sys.argv[1:]
     import prefect.settings
     from prefect.client.orchestration import get_client
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         runner = DaskTaskRunner(address=address)
         state = warm_up.with_options(task_runner=runner)(int(tasks), return_state=True)
         with get_client(sync_client=True) as client:
-            client.delete_flow_run(state.state_details.flow_run_id)
+            flow_id = client.read_flow_run(state.state_details.flow_run_id).flow_id
+            client.delete_flow(flow_id)  # and with it its run and task runs
     return 0 if state.is_completed() else 1
 
 

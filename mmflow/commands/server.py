@@ -333,8 +333,10 @@ def run(args: argparse.Namespace) -> int:
         if not _wait_healthy(local_api, prefect):
             return prefect.returncode or 1
         create_store_limit(local_api)
-        if dask and not runtime.warm_up_cluster(local_api, address, 2 * workers):
-            print("mmflow server: the warm-up flow did not finish; continuing", flush=True)
+        if dask:
+            warm = runtime.warm_up_cluster(local_api, address, 2 * workers)
+            print("mmflow server: " + (f"first-run warm-up done in {warm:.1f} s" if warm else
+                  "the warm-up flow did not finish; continuing"), flush=True)  # fmt: skip
         pids = {"mmflow": os.getpid(), "prefect": prefect.pid}
         if dask:
             pids.update(scheduler=dask[0].pid, workers=dask[1].pid)
