@@ -249,17 +249,21 @@ def warm_worker() -> dict[str, float]:
 def warm_up_cluster(api_url: str, address: str, tasks: int, timeout: float = 120.0) -> float:
     """Run `flows.warmup` (one tiny flow of `tasks` no-op tasks on the cluster at `address`,
     deleted after) in a subprocess, so a new server's first real run does not pay the server's
-    and the workers' first task runs; its seconds, or 0.0 when it did not finish."""
+    and the workers' first task runs; its seconds. RuntimeError (the reason, in one line) when it
+    did not finish."""
     import subprocess
     import time
 
     started = time.monotonic()
     command = [sys.executable, "-m", "flows.warmup", api_url, address, str(tasks)]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return 0.0
-    return time.monotonic() - started if done.returncode == 0 else 0.0
+        raise RuntimeError(f"no answer in {timeout:.0f} s") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"exit status {done.returncode}")
+    return time.monotonic() - started
 
 
 def dask_setup(worker) -> None:
