@@ -87,10 +87,11 @@ def fill_marks(fills: np.recarray, mids: np.ndarray, fee_params: tuple, keep: bo
     return FillMarks(row, side, kind, price, qty, mids, values, fee, sums)
 
 
-def markout_rows(marks: FillMarks) -> list[dict]:
-    """A6 for all fills and for each kind (MARKOUT_KINDS): one dict of MARKOUT_KIND_COLUMNS each,
-    with the fills' count, notional and the bps denominators."""
-    return [_markout_row(kind, marks.sums[i]) for i, kind in enumerate(MARKOUT_KINDS)]
+def markout_rows(sums: np.ndarray) -> list[dict]:
+    """A6 for all fills and for each kind (MARKOUT_KINDS) from their sums (`FillMarks.sums`):
+    one dict of MARKOUT_KIND_COLUMNS each, with the fills' count, notional and the bps
+    denominators."""
+    return [_markout_row(kind, sums[i]) for i, kind in enumerate(MARKOUT_KINDS)]
 
 
 def _markout_row(kind: str, sums: np.ndarray) -> dict:
@@ -155,6 +156,11 @@ def half_life_minutes(dates: Dates, fills: np.recarray) -> float:
     held = np.ascontiguousarray(fills["position"], dtype=np.float64)
     (rows,) = fill_columns(fills, "row")
     positions_after_nb(dates.minute_rows.ravel(), rows, held, p.ravel())
+    return half_life_of(p)
+
+
+def half_life_of(p: np.ndarray) -> float:
+    """A8's half-life from the positions sampled each minute (dates x minutes)."""
     denominator = float((p[:, :-1] * p[:, :-1]).sum())
     phi = float((p[:, :-1] * p[:, 1:]).sum()) / denominator if denominator > 0 else math.nan
     return math.log(0.5) / math.log(phi) if 0 < phi < 1 else math.nan
@@ -233,32 +239,57 @@ def analyse(
         mids, dates = market_marks(events, fill_rows)
     fees = (params.maker_fee_bps, params.fee_per_fill)
     marks = fill_marks(sim.fills, mids, fees, keep=keep_fills)
-    rows = markout_rows(marks)
+    n, last, final = len(events), np.array([len(events) - 1]), np.array([dates.final_mid])
+    timestamp = np.asarray(events.timestamp_ns)
+    return analysis_of(
+        security,
+        sim,
+        marks.sums,
+        inventory(dates, sim, float(params.max_position)),
+        total_mtm=float(mtm_at(sim.fills, marks.fee, last, final)[0]) if n else 0.0,
+        fees=float(marks.fee.sum()),
+        realized_pnl=realized_pnl,
+        daily=daily_figures(dates, timestamp, sim.fills, marks.fee, daily_dates),
+        fills=fill_frame(timestamp, marks, trades) if keep_fills else None,
+    )
+
+
+def analysis_of(
+    security: str,
+    sim: Simulation,
+    sums: np.ndarray,
+    inventory: dict,
+    *,
+    total_mtm: float,
+    fees: float,
+    realized_pnl: float,
+    daily: tuple[np.ndarray, np.ndarray],
+    fills: pd.DataFrame | None = None,
+) -> Analysis:
+    """The `Analysis` from its parts: the A6 sums, A8's figures, A9's total mtm, the total fees
+    (A11), the exact realized P&L, the daily (mtm_pnl, fees) and the fill table if kept."""
+    rows = markout_rows(sums)
     counts = {f"{kind}_fills": row["fills"] for kind, row in zip(MARKOUT_KINDS, rows, strict=True)}
     figures = {
         "security": security,
         **rows[0],
         **counts,
         **quoting_activity(sim, counts["quote_fills"]),
-        **inventory(dates, sim, float(params.max_position)),
-        **pnl_figures(len(events), dates, sim.fills, marks, rows, realized_pnl),
+        **inventory,
+        **pnl_figures(total_mtm, fees, rows, realized_pnl),
     }
-    timestamp = np.asarray(events.timestamp_ns)
-    daily_mtm, daily_fees = daily_figures(dates, timestamp, sim.fills, marks.fee, daily_dates)
     return Analysis(
         figures={name: figures[name] for name in ANALYTICS_COLUMNS},
         markouts=pd.DataFrame(rows, columns=list(MARKOUT_KIND_COLUMNS)),
-        fills=fill_frame(timestamp, marks, trades) if keep_fills else None,
-        daily_mtm=daily_mtm,
-        daily_fees=daily_fees,
+        fills=fills,
+        daily_mtm=daily[0],
+        daily_fees=daily[1],
     )
 
 
-def pnl_figures(n: int, dates: Dates, fills, marks: FillMarks, rows: list[dict], realized: float):
-    """A9 total_mtm (after the last of the `n` rows), its A10 decomposition (checked) and A11."""
-    fees = float(marks.fee.sum())
-    last, final = np.array([n - 1]), np.array([dates.final_mid])
-    total_mtm = float(mtm_at(fills, marks.fee, last, final)[0]) if n else 0.0
+def pnl_figures(total_mtm: float, fees: float, rows: list[dict], realized: float) -> dict:
+    """A9 total_mtm, its A10 decomposition (checked) and A11, given the total fees and the A6
+    rows (`markout_rows`)."""
     spread_capture = rows[1 + FILL_QUOTE]["edge_total"]  # A10: edge_total over quote fills
     inventory_pnl = total_mtm - spread_capture + fees  # A10: the rest
     check_decomposition(total_mtm, spread_capture, inventory_pnl, fees)

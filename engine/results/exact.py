@@ -17,7 +17,7 @@ MAX_PARTIALS = 64
 
 
 @njit(cache=True)
-def _add_nb(partials, n, x):
+def add_partial_nb(partials, n, x):
     """Add x to the n partials in place (Shewchuk's grow-expansion); the new count."""
     i = 0
     for j in range(n):
@@ -42,16 +42,23 @@ def exact_partials_nb(values):
     partials = np.empty(MAX_PARTIALS, dtype=np.float64)
     n = 0
     for k in range(len(values)):
-        n = _add_nb(partials, n, values[k])
+        n = add_partial_nb(partials, n, values[k])
     return partials[:n].copy()
 
 
 @njit(cache=True)
-def _fsum_nb(values, start, end, partials):
+def fsum_range_nb(values, start, end, partials):
     """math.fsum(values[start:end]) for finite values: CPython's algorithm step for step."""
     n = 0
     for k in range(start, end):
-        n = _add_nb(partials, n, values[k])
+        n = add_partial_nb(partials, n, values[k])
+    return rounded_nb(partials, n)
+
+
+@njit(cache=True)
+def rounded_nb(partials, n):
+    """The correctly rounded sum of the first n partials, as CPython's fsum ends. It depends on
+    their exact sum alone, so adding a zero or not gives the same answer."""
     if n == 0:
         return 0.0
     n -= 1
@@ -79,5 +86,5 @@ def segment_fsums_nb(values, starts, ends):
     out = np.empty(len(starts), dtype=np.float64)
     partials = np.empty(MAX_PARTIALS, dtype=np.float64)
     for k in range(len(starts)):
-        out[k] = _fsum_nb(values, starts[k], ends[k], partials)
+        out[k] = fsum_range_nb(values, starts[k], ends[k], partials)
     return out

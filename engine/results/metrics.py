@@ -53,15 +53,20 @@ def _segment_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> n
     )
 
 
-def _daily_frame(dates: np.ndarray, realized: np.ndarray, trades: np.ndarray) -> pd.DataFrame:
+def daily_frame(
+    dates: np.ndarray, realized: np.ndarray, trades: np.ndarray, **analytics: np.ndarray
+) -> pd.DataFrame:
+    """DAILY_COLUMNS from each date, its realized P&L and its fill count, then the
+    DAILY_ANALYTICS_COLUMNS given as keywords (mtm_pnl=..., fees=...)."""
     return pd.DataFrame(
         {
             "date": dates.astype("datetime64[ns]"),
             "realized_pnl": realized,
             "cumulative_pnl": np.cumsum(realized),
             "trades": trades.astype(np.int64),
+            **analytics,
         },
-        columns=list(DAILY_COLUMNS),
+        columns=[*DAILY_COLUMNS, *analytics],
     )
 
 
@@ -83,7 +88,7 @@ def daily_from_fills(timestamp_ns: np.ndarray, realized: np.ndarray) -> pd.DataF
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     ends = np.r_[starts[1:], len(days)]
     sums = _segment_sums(realized, starts, ends)
-    return _daily_frame((days[starts] * NS_PER_DAY).view("datetime64[ns]"), sums, ends - starts)
+    return daily_frame((days[starts] * NS_PER_DAY).view("datetime64[ns]"), sums, ends - starts)
 
 
 def daily_pnl(trades: pd.DataFrame) -> pd.DataFrame:
@@ -123,13 +128,13 @@ def calmar_ratio(total: float, max_dd: float) -> float:
     return total if total > 0 else 0.0
 
 
-def _statistics(stats: Sequence[FillStats], daily: np.ndarray, cumulative: np.ndarray) -> dict:
-    """SPEC §5.3 from the fills' stats, daily P&L and the running P&L for the drawdown."""
+def _statistics(stats: Sequence[FillStats], daily: np.ndarray, dd: tuple[float, float]) -> dict:
+    """SPEC §5.3 from the fills' stats, daily P&L and the drawdown of the running P&L."""
     count = sum(s.fills for s in stats)
     total = math.fsum([p for s in stats for p in s.realized])
     gains = math.fsum([p for s in stats for p in s.gains])
     losses = math.fsum([p for s in stats for p in s.losses])
-    max_dd, max_dd_pct = drawdown(cumulative)
+    max_dd, max_dd_pct = dd
     return {
         "trades": count,
         "total_pnl": total,
@@ -143,10 +148,11 @@ def _statistics(stats: Sequence[FillStats], daily: np.ndarray, cumulative: np.nd
     }
 
 
-def trade_metrics(stats: FillStats, daily: pd.DataFrame, pnl: np.ndarray) -> dict[str, float]:
-    """SPEC §5.3 for one security (its stats, daily P&L and running realized P&L per fill):
-    avg_pnl_per_trade, sharpe_ratio, max_drawdown(_pct), calmar_ratio, win_rate, profit_factor."""
-    figures = _statistics([stats], daily["realized_pnl"].to_numpy(), pnl)
+def trade_metrics(stats: FillStats, daily: pd.DataFrame, dd: tuple[float, float]) -> dict:
+    """SPEC §5.3 for one security (its stats, daily P&L and the `drawdown` of its running
+    realized P&L per fill): avg_pnl_per_trade, sharpe_ratio, max_drawdown(_pct), calmar_ratio,
+    win_rate, profit_factor."""
+    figures = _statistics([stats], daily["realized_pnl"].to_numpy(), dd)
     del figures["trades"], figures["total_pnl"]
     return figures
 
@@ -171,7 +177,7 @@ def combined_daily(results: Sequence[SecurityResult]) -> pd.DataFrame:
         return _segment_sums(values, starts, ends)
 
     trades = np.concatenate([f["trades"].to_numpy(np.int64) for f in frames])[order]
-    daily = _daily_frame(
+    daily = daily_frame(
         dates[starts].view("datetime64[ns]"),
         summed("realized_pnl"),
         np.add.reduceat(trades, starts),
@@ -190,7 +196,7 @@ def portfolio_metrics(
     stats = _statistics(
         [r.stats for r in results],
         daily["realized_pnl"].to_numpy(),
-        daily["cumulative_pnl"].to_numpy(),
+        drawdown(daily["cumulative_pnl"].to_numpy()),
     )
     del stats["avg_pnl_per_trade"]
     return stats
