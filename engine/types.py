@@ -224,23 +224,40 @@ class FillStats:
     losses: tuple[float, ...] = ()
 
 
+@dataclass(frozen=True)
+class DailyArrays:
+    """A compact result's daily P&L, one element per date with fills (DAILY_COLUMNS but the
+    running total, and DAILY_ANALYTICS_COLUMNS): a sweep cell ships and pools these arrays, not
+    a frame (`engine.results.metrics.daily_frame_of` makes the frame)."""
+
+    date: np.ndarray  # datetime64[ns], the day starts, ascending
+    realized_pnl: np.ndarray
+    trades: np.ndarray  # int64
+    mtm_pnl: np.ndarray
+    fees: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.date)
+
+
 @dataclass
 class SecurityResult:
     """Everything one backtest of one security produced; plain data, cheap to pickle to a worker.
-    `trades` is None for a compact result (a sweep cell whose trades are not kept)."""
+    A compact result (a sweep cell whose trades are not kept) has `trades` None, its daily P&L
+    as `DailyArrays` and, of its markouts, the 'all' row as a dict."""
 
     security: str
     strategy: str
     params: dict  # the resolved parameters used for this security
     trades: pd.DataFrame | None  # TRADE_COLUMNS, event order
-    daily: pd.DataFrame  # DAILY_COLUMNS, one row per date with fills
+    daily: pd.DataFrame | DailyArrays  # DAILY_COLUMNS, one row per date with fills
     summary: dict  # keys: SUMMARY_COLUMNS
     stats: FillStats = FillStats()
     # ANALYTICS.md: A6-A11 figures (ANALYTICS_COLUMNS), A6 per kind (MARKOUT_KIND_COLUMNS, 'all'
-    # first) and one row per fill (FILL_ANALYTICS_COLUMNS, None when trades are not kept); empty
-    # for runs stored before analytics existed.
+    # first; a compact result: the 'all' row) and one row per fill (FILL_ANALYTICS_COLUMNS, None
+    # when trades are not kept); empty for runs stored before analytics existed.
     analytics: dict = field(default_factory=dict)
-    markouts: pd.DataFrame | None = None
+    markouts: pd.DataFrame | dict | None = None
     fill_analytics: pd.DataFrame | None = None
 
 

@@ -211,7 +211,7 @@ class Analysis:
     """Everything ANALYTICS.md asks of one security."""
 
     figures: dict  # ANALYTICS_COLUMNS: A6 over all fills, A7-A11
-    markouts: pd.DataFrame  # MARKOUT_KIND_COLUMNS, one row per MARKOUT_KINDS
+    markouts: pd.DataFrame | dict  # MARKOUT_KIND_COLUMNS, a row per MARKOUT_KINDS (or 'all')
     fills: pd.DataFrame | None  # FILL_ANALYTICS_COLUMNS, event order (None: not kept)
     daily_mtm: np.ndarray  # A9 mtm_pnl per date of the daily table
     daily_fees: np.ndarray  # A11 fees per date of the daily table
@@ -265,9 +265,11 @@ def analysis_of(
     realized_pnl: float,
     daily: tuple[np.ndarray, np.ndarray],
     fills: pd.DataFrame | None = None,
+    compact: bool = False,
 ) -> Analysis:
     """The `Analysis` from its parts: the A6 sums, A8's figures, A9's total mtm, the total fees
-    (A11), the exact realized P&L, the daily (mtm_pnl, fees) and the fill table if kept."""
+    (A11), the exact realized P&L, the daily (mtm_pnl, fees) and the fill table if kept; a
+    `compact` one keeps the markouts' 'all' row alone, as a dict (a sweep cell's)."""
     rows = markout_rows(sums)
     counts = {f"{kind}_fills": row["fills"] for kind, row in zip(MARKOUT_KINDS, rows, strict=True)}
     figures = {
@@ -280,7 +282,7 @@ def analysis_of(
     }
     return Analysis(
         figures={name: figures[name] for name in ANALYTICS_COLUMNS},
-        markouts=pd.DataFrame(rows, columns=list(MARKOUT_KIND_COLUMNS)),
+        markouts=rows[0] if compact else pd.DataFrame(rows, columns=list(MARKOUT_KIND_COLUMNS)),
         fills=fills,
         daily_mtm=daily[0],
         daily_fees=daily[1],

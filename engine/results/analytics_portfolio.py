@@ -20,7 +20,7 @@ def portfolio_figures(results: Sequence[SecurityResult], realized_pnl: float) ->
     if any(not r.analytics or r.markouts is None for r in results):
         return None
     figures = [r.analytics for r in results]
-    pooled = [r.markouts.iloc[0] for r in results]  # the 'all' rows
+    pooled = [all_row(r.markouts) for r in results]
     fees = math.fsum(f["fees"] for f in figures)
     window = sum(f["window_seconds"] for f in figures)
     placed = sum(f["quotes_placed"] for f in figures)
@@ -45,3 +45,8 @@ def portfolio_figures(results: Sequence[SecurityResult], realized_pnl: float) ->
         "fill_ratio": sum(f["quote_fills"] for f in figures) / placed if placed else math.nan,
         "avg_abs_position": weighted("avg_abs_position"),
     }
+
+
+def all_row(markouts):
+    """The 'all' row of a result's markouts: a frame's first row, or a compact result's dict."""
+    return markouts if isinstance(markouts, dict) else markouts.iloc[0]

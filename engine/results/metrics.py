@@ -20,6 +20,7 @@ from engine.types import (
     DAILY_ANALYTICS_COLUMNS,
     DAILY_COLUMNS,
     NS_PER_DAY,
+    DailyArrays,
     FillStats,
     SecurityResult,
 )
@@ -148,43 +149,64 @@ def _statistics(stats: Sequence[FillStats], daily: np.ndarray, dd: tuple[float, 
     }
 
 
-def trade_metrics(stats: FillStats, daily: pd.DataFrame, dd: tuple[float, float]) -> dict:
-    """SPEC §5.3 for one security (its stats, daily P&L and the `drawdown` of its running
-    realized P&L per fill): avg_pnl_per_trade, sharpe_ratio, max_drawdown(_pct), calmar_ratio,
-    win_rate, profit_factor."""
-    figures = _statistics([stats], daily["realized_pnl"].to_numpy(), dd)
+def trade_metrics(stats: FillStats, daily: np.ndarray, dd: tuple[float, float]) -> dict:
+    """SPEC §5.3 for one security (its stats, realized P&L per date and the `drawdown` of its
+    running realized P&L per fill): avg_pnl_per_trade, sharpe_ratio, max_drawdown(_pct),
+    calmar_ratio, win_rate, profit_factor."""
+    figures = _statistics([stats], daily, dd)
     del figures["trades"], figures["total_pnl"]
     return figures
+
+
+def daily_frame_of(daily: pd.DataFrame | DailyArrays) -> pd.DataFrame:
+    """A result's daily P&L as a frame (a compact result holds `DailyArrays`)."""
+    if not isinstance(daily, DailyArrays):
+        return daily
+    return daily_frame(daily.date, daily.realized_pnl, daily.trades, mtm_pnl=daily.mtm_pnl,
+                       fees=daily.fees)  # fmt: skip
+
+
+def daily_columns(daily: pd.DataFrame | DailyArrays) -> dict[str, np.ndarray]:
+    """date (int64 ns), realized_pnl, trades, and the DAILY_ANALYTICS_COLUMNS it has."""
+    if isinstance(daily, DailyArrays):
+        return {"date": daily.date.view(np.int64), "realized_pnl": daily.realized_pnl,
+                "trades": daily.trades, "mtm_pnl": daily.mtm_pnl, "fees": daily.fees}  # fmt: skip
+    columns = {
+        "date": daily["date"].to_numpy("datetime64[ns]").view(np.int64),
+        "realized_pnl": daily["realized_pnl"].to_numpy(np.float64),
+        "trades": daily["trades"].to_numpy(np.int64),
+    }
+    for name in DAILY_ANALYTICS_COLUMNS:
+        if name in daily:
+            columns[name] = daily[name].to_numpy(np.float64)
+    return columns
 
 
 def combined_daily(results: Sequence[SecurityResult]) -> pd.DataFrame:
     """The portfolio's daily P&L: all securities summed per date (exactly), in date order;
     securities are taken in name order, so the sums do not depend on their order. DAILY_COLUMNS,
     then the analytics' `mtm_pnl` and `fees` (ANALYTICS.md A9, A11) when every result has them."""
-    frames = [r.daily for r in sorted(results, key=lambda r: r.security) if len(r.daily)]
-    analytics = all(set(DAILY_ANALYTICS_COLUMNS) <= set(r.daily) for r in results)
-    if not frames:
+    ordered = sorted(results, key=lambda r: r.security)
+    parts = [daily_columns(r.daily) for r in ordered]
+    analytics = all(set(DAILY_ANALYTICS_COLUMNS) <= part.keys() for part in parts)
+    parts = [part for part in parts if len(part["date"])]
+    if not parts:
         daily = empty_daily()
         return daily.assign(mtm_pnl=0.0, fees=0.0) if analytics and results else daily
-    dates = np.concatenate([f["date"].to_numpy("datetime64[ns]").view(np.int64) for f in frames])
+    dates = np.concatenate([part["date"] for part in parts])
     order = np.argsort(dates, kind="stable")
     dates = dates[order]
     starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
     ends = np.r_[starts[1:], len(dates)]
 
     def summed(column: str) -> np.ndarray:
-        values = np.concatenate([f[column].to_numpy(np.float64) for f in frames])[order]
+        values = np.concatenate([part[column] for part in parts])[order]
         return _segment_sums(values, starts, ends)
 
-    trades = np.concatenate([f["trades"].to_numpy(np.int64) for f in frames])[order]
-    daily = daily_frame(
-        dates[starts].view("datetime64[ns]"),
-        summed("realized_pnl"),
-        np.add.reduceat(trades, starts),
-    )
-    if analytics:
-        daily["mtm_pnl"], daily["fees"] = summed("mtm_pnl"), summed("fees")
-    return daily
+    trades = np.concatenate([part["trades"] for part in parts])[order]
+    extra = {name: summed(name) for name in DAILY_ANALYTICS_COLUMNS} if analytics else {}
+    return daily_frame(dates[starts].view("datetime64[ns]"), summed("realized_pnl"),
+                       np.add.reduceat(trades, starts), **extra)  # fmt: skip
 
 
 def portfolio_metrics(

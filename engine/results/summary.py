@@ -32,6 +32,7 @@ from engine.types import (
     BUY,
     NS_PER_DAY,
     TRADE,
+    DailyArrays,
     Events,
     FillStats,
     RowCounts,
@@ -76,7 +77,8 @@ class FillFigures:
     """What a security's summary takes from its fills, by either path."""
 
     stats: FillStats
-    daily: pd.DataFrame  # DAILY_COLUMNS, DAILY_ANALYTICS_COLUMNS
+    daily: pd.DataFrame | DailyArrays  # DAILY_COLUMNS, DAILY_ANALYTICS_COLUMNS
+    realized_by_date: np.ndarray  # the daily realized P&L
     buys: int
     volume: int
     notional: float  # numpy's (pairwise) sum of price x quantity
@@ -143,7 +145,7 @@ def summarise(
         "first_date": facts.first_date,
         "last_date": facts.last_date,
         "stop_loss_triggers": int(state.stop_loss_triggers),
-        **metrics.trade_metrics(stats, parts.daily, parts.drawdown),
+        **metrics.trade_metrics(stats, parts.realized_by_date, parts.drawdown),
         "dropped_nonfinite_price": counts.dropped_nonfinite_price,
         "dropped_bad_size": counts.dropped_bad_size,
     }
@@ -177,6 +179,7 @@ def _fill_figures(security, events, params, sim, facts, trades, keep_fills) -> F
     return FillFigures(
         stats=stats,
         daily=daily,
+        realized_by_date=daily["realized_pnl"].to_numpy(),
         buys=int(np.count_nonzero(fills.side == BUY)),
         volume=int(qty.sum()),
         notional=float((np.ascontiguousarray(fills.fill_price, dtype=np.float64) * qty).sum()),
@@ -225,13 +228,12 @@ def _compact_figures(security, events, params, sim, market: Market) -> FillFigur
         gains=tuple(gains.tolist()),
         losses=tuple(losses.tolist()),
     )
-    daily_mtm, daily_fees = np.diff(day_mtm[:n_days], prepend=0.0), 0.0 + day_fee[:n_days]
-    daily = metrics.daily_frame(
-        (day[:n_days] * NS_PER_DAY).view("datetime64[ns]"),
-        day_sum[:n_days],
-        day_count[:n_days],
-        mtm_pnl=daily_mtm,
-        fees=daily_fees,
+    daily = DailyArrays(
+        date=(day[:n_days] * NS_PER_DAY).view("datetime64[ns]"),
+        realized_pnl=day_sum[:n_days],
+        trades=day_count[:n_days],
+        mtm_pnl=np.diff(day_mtm[:n_days], prepend=0.0),
+        fees=0.0 + day_fee[:n_days],
     )
     max_dd = float(floats[compact_nb.MAX_DRAWDOWN])
     peak = floats[compact_nb.ANY_PEAK] > 0
@@ -253,11 +255,13 @@ def _compact_figures(security, events, params, sim, market: Market) -> FillFigur
         total_mtm=float(floats[compact_nb.TOTAL_MTM]) if len(events) else 0.0,
         fees=float(fees.sum()),
         realized_pnl=math.fsum(stats.realized),
-        daily=(daily_mtm, daily_fees),
+        daily=(daily.mtm_pnl, daily.fees),
+        compact=True,
     )
     return FillFigures(
         stats=stats,
         daily=daily,
+        realized_by_date=daily.realized_pnl,
         buys=int(ints[compact_nb.BUYS]),
         volume=int(ints[compact_nb.VOLUME]),
         notional=float(terms[:n, compact_nb.NOTIONAL].sum()),

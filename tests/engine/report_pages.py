@@ -79,7 +79,11 @@ def hand_result(security: str, strategy: str, pnls, start="2026-01-05 10:00", st
     )
     stats = metrics.fill_stats(np.asarray(realized, dtype=float))
     daily = metrics.daily_pnl(trades)
-    figures.update(metrics.trade_metrics(stats, daily, metrics.drawdown(trades["pnl"].to_numpy())))
+    figures.update(
+        metrics.trade_metrics(
+            stats, daily["realized_pnl"].to_numpy(), metrics.drawdown(trades["pnl"].to_numpy())
+        )
+    )
     figures.update(summary)
     return SecurityResult(security, strategy, {"quote_size": 100}, trades, daily, figures, stats)
 

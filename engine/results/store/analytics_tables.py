@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from engine.results.analytics_portfolio import all_row
 from engine.types import (
     ANALYTICS_FIELDS,
     FILL_ANALYTICS_COLUMNS,
@@ -52,16 +53,33 @@ def analytics_tables(owned: Sequence[tuple[str, SecurityResult]]) -> dict[str, p
     done = [(run_id, r) for run_id, r in owned if r.analytics and r.markouts is not None]
     kept = [(run_id, r) for run_id, r in done if r.fill_analytics is not None]
     # A compact result (a sweep cell without trades) keeps only the 'all' row: what pools.
-    markouts = [r.markouts if r.trades is not None else r.markouts.iloc[:1] for _, r in done]
+    full = [(run_id, r) for run_id, r in done if r.trades is not None]
+    compact = [(run_id, r) for run_id, r in done if r.trades is None]
+    all_rows = [
+        dict(all_row(r.markouts), run_id=run_id, security=r.security) for run_id, r in compact
+    ]
     return {
         "security_analytics": pa.Table.from_pylist(
             [dict(r.analytics, run_id=run_id) for run_id, r in done], schema=_ANALYTICS_SCHEMA
         ),
-        "security_markouts": _frame_table(done, markouts, _MARKOUTS_SCHEMA),
+        "security_markouts": pa.concat_tables(
+            [
+                _frame_table(full, [r.markouts for _, r in full], _MARKOUTS_SCHEMA),
+                _rows_table(all_rows, _MARKOUTS_SCHEMA),
+            ]
+        ),
         "fill_analytics": _frame_table(
             kept, [r.fill_analytics[list(STORED_FILL_COLUMNS)] for _, r in kept], _FILLS_SCHEMA
         ),
     }
+
+
+def _rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Dicts (NaN as NULL, as `_frame_table` stores it) as an Arrow table of `schema`."""
+    return pa.table(
+        [pa.array([row[f.name] for row in rows], f.type, from_pandas=True) for f in schema],
+        schema=schema,
+    )
 
 
 def _frame_table(owned, frames: list[pd.DataFrame], schema: pa.Schema) -> pa.Table:
