@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -47,9 +48,25 @@ def outcome(state) -> object:
     return result.summary if isinstance(result, RunFailed) else result
 
 
+class _Issued:
+    """The run ids this process issued in the current second (a sweep makes hundreds in one)."""
+
+    lock = threading.Lock()
+    second = ""
+    ids: set[str] = set()
+
+
 def new_run_id() -> str:
-    """A sortable run id: UTC time to the second, a dash and 6 random hex digits."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    """A sortable run id: UTC time to the second, a dash and 6 random hex digits; never one this
+    process issued before (24 random bits collide within a second's few hundred ids otherwise)."""
+    with _Issued.lock:
+        second = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        if second != _Issued.second:
+            _Issued.second, _Issued.ids = second, set()
+        while (run_id := f"{second}-{secrets.token_hex(3)}") in _Issued.ids:
+            pass
+        _Issued.ids.add(run_id)
+        return run_id
 
 
 def count_of(name: str, doc: str) -> property:

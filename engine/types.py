@@ -224,7 +224,7 @@ class FillStats:
     losses: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
 class DailyArrays:
     """A compact result's daily P&L, one element per date with fills (DAILY_COLUMNS but the
     running total, and DAILY_ANALYTICS_COLUMNS): a sweep cell ships and pools these arrays, not

@@ -12,7 +12,7 @@ import pytest
 from engine import lineage
 from engine.params import load_config
 from engine.results import metrics
-from engine.run import Portfolio, Run, RunSummary
+from engine.run import Portfolio, Run, RunSummary, new_run_id
 from engine.runner import run_backtest
 from engine.types import Failure
 
@@ -120,3 +120,11 @@ def test_outside_a_checkout_there_is_no_commit(tmp_path, monkeypatch):
         assert lineage.git_revision() == (None, None)
     finally:
         lineage.git_revision.cache_clear()
+
+
+def test_run_ids_made_in_the_same_second_never_repeat():
+    """A sweep makes hundreds of runs a second; 6 random hex digits alone collide among 20,000
+    (about 12 expected pairs), so the process redraws an id it issued before."""
+    ids = [new_run_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}", run_id) for run_id in ids[:100])

@@ -424,3 +424,16 @@ def test_a_batch_of_runs_is_written_in_one_transaction_and_compact_cells_keep_no
             kind="backtest", strategy="v1_baseline", source=source, config_path=None,
             config={}, overrides={}).finish([kept], []).portfolio  # fmt: skip
     assert query(path, "SELECT count(*) AS n FROM trades")["n"].item() == 0
+
+
+def test_a_failed_insert_reports_its_own_error_and_stores_nothing(tmp_path):
+    """Two runs of one batch with the same id violate the key: that error, not the aborted
+    transaction's, is raised, and the batch is rolled back."""
+    from engine.results.store import write_runs
+
+    path = tmp_path / "store.duckdb"
+    write_sample(path, RUN_ID)
+    twins = [finished(make_run("20261128T091500-cccccc"), [make_result("AAA", 3)], [])] * 2
+    with pytest.raises(duckdb.ConstraintException, match="20261128T091500-cccccc"):
+        write_runs(path, twins)
+    assert query(path, "SELECT run_id FROM runs")["run_id"].tolist() == [RUN_ID]

@@ -6,6 +6,7 @@ rows of the run_id are deleted first, so re-writing a run replaces it (idempoten
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -228,8 +229,9 @@ def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) ->
     con.register("store_source", data)
     try:
         con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM store_source")
-    finally:
-        con.unregister("store_source")
+    finally:  # a failed insert aborts the transaction: its error, not this one, is the news
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("store_source")
 
 
 def _summary_table(owned: Sequence[tuple[str, SecurityResult]]) -> pa.Table:
