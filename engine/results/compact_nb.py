@@ -5,7 +5,8 @@ kept (SPEC §5.3, ANALYTICS.md A5-A11), with every figure equal to the bit:
 - exact sums stay exact: the gains' and losses' partials are grown fill by fill as
   `exact_partials_nb` grows them, and each date's realized P&L is `math.fsum` of its fills;
 - sequential sums (the A6 sums, a date's fees, the fees paid in A9) add in fill order, as the
-  general kernels do;
+  general kernels do; of the A6 rows a cell keeps the 'all' row and, of each kind, what the
+  figures need (its fills and edge total);
 - numpy's pairwise sums (notional, total fees, A8's weighted position) are left to numpy: the
   kernel writes the terms (`terms`) and the caller sums them.
 
@@ -35,8 +36,9 @@ def compact_nb(fills, timestamp, row_mids, fee_params, limit, window, dates, fin
     security's `Market` (row_mids; dates = (days, last_row, last_mid, minute_rows flat)).
 
     Writes `out` = (day (dates), day_sum, day_count, day_fee, day_mtm,
-    terms (fills + 1, TERMS), sums (A6 rows), gains, losses (MAX_PARTIALS), minute_position,
-    ints, floats) and returns (fill dates, gains partials, losses partials), or FALLBACK."""
+    terms (fills + 1, TERMS), sums (A6 rows: all of row 0, the 'all' row; of each kind's row the
+    fills and the edge total alone), gains, losses (MAX_PARTIALS), minute_position, ints, floats)
+    and returns (fill dates, gains partials, losses partials), or FALLBACK."""
     day, day_sum, day_count, day_fee, day_mtm, terms, sums, gains, losses = out[:9]
     minute_position, ints, floats = out[9:]
     date_days, date_last_row, date_last_mid, minute_rows = dates
@@ -99,17 +101,20 @@ def compact_nb(fills, timestamp, row_mids, fee_params, limit, window, dates, fin
         terms[k, FEE] = fee
         paid += fee
         day_fee[days - 1] += fee
-        for row in (0, 1 + kind):
-            sums[row, 0] += 1.0
-            sums[row, 1] += notional
-            for i in range(h):
-                mid = mids[k, i]
-                if mid == mid:  # defined (not NaN)
-                    sums[row, 2 + i] += value[i]
-                    sums[row, 2 + h + i] += notional
-                    sums[row, 2 + 2 * h + i] += 1.0
-                    if i > 0 and mids[k, 0] == mids[k, 0]:
-                        sums[row, 1 + 3 * h + i] += value[0] - value[i]
+        sums[0, 0] += 1.0
+        sums[0, 1] += notional
+        for i in range(h):
+            mid = mids[k, i]
+            if mid == mid:  # defined (not NaN)
+                sums[0, 2 + i] += value[i]
+                sums[0, 2 + h + i] += notional
+                sums[0, 2 + 2 * h + i] += 1.0
+                if i > 0 and mids[k, 0] == mids[k, 0]:
+                    sums[0, 1 + 3 * h + i] += value[0] - value[i]
+        # of a kind, a cell keeps its fills and edge total (A7's quote fills, A10's capture)
+        sums[1 + kind, 0] += 1.0
+        if mids[k, 0] == mids[k, 0]:
+            sums[1 + kind, 2] += value[0]
         # A8: the position held over each span (before this fill), and the last fill of a row
         held = abs(fills[k - 1]["position"]) if k > 0 else 0
         span = fill["window_ns"] - (fills[k - 1]["window_ns"] if k > 0 else 0)
