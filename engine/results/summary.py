@@ -78,7 +78,6 @@ class FillFigures:
 
     stats: FillStats
     daily: pd.DataFrame | DailyArrays  # DAILY_COLUMNS, DAILY_ANALYTICS_COLUMNS
-    realized_by_date: np.ndarray  # the daily realized P&L
     buys: int
     volume: int
     notional: float  # numpy's (pairwise) sum of price x quantity
@@ -115,6 +114,7 @@ def summarise(
     if parts is None:
         parts = _fill_figures(security, events, params, sim, facts, trades, fills_kept)
     stats, analysis, total = parts.stats, parts.analysis, math.fsum(parts.stats.realized)
+    by_date = metrics.daily_columns(parts.daily)
     unrealized = 0.0
     if state.position != 0 and not np.isnan(state.last_price):
         unrealized = (state.last_price - state.entry_price) * state.position
@@ -145,7 +145,7 @@ def summarise(
         "first_date": facts.first_date,
         "last_date": facts.last_date,
         "stop_loss_triggers": int(state.stop_loss_triggers),
-        **metrics.trade_metrics(stats, parts.realized_by_date, parts.drawdown),
+        **metrics.trade_metrics(stats, by_date["realized_pnl"], parts.drawdown),
         "dropped_nonfinite_price": counts.dropped_nonfinite_price,
         "dropped_bad_size": counts.dropped_bad_size,
     }
@@ -179,7 +179,6 @@ def _fill_figures(security, events, params, sim, facts, trades, keep_fills) -> F
     return FillFigures(
         stats=stats,
         daily=daily,
-        realized_by_date=daily["realized_pnl"].to_numpy(),
         buys=int(np.count_nonzero(fills.side == BUY)),
         volume=int(qty.sum()),
         notional=float((np.ascontiguousarray(fills.fill_price, dtype=np.float64) * qty).sum()),
@@ -261,7 +260,6 @@ def _compact_figures(security, events, params, sim, market: Market) -> FillFigur
     return FillFigures(
         stats=stats,
         daily=daily,
-        realized_by_date=daily.realized_pnl,
         buys=int(ints[compact_nb.BUYS]),
         volume=int(ints[compact_nb.VOLUME]),
         notional=float(terms[:n, compact_nb.NOTIONAL].sum()),
