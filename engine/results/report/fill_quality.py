@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.results.report.columns import columns
 from engine.results.report.figures import GAIN, LOSS, PNL, POSITION, SERIES, _epoch_ms, _figure
-from engine.results.report.markup import esc, integer, missing, money, ratio, table
+from engine.results.report.markup import ratio, table
 from engine.results.report.plotspec import Figure, Grid
 from engine.run import Run
 from engine.types import HORIZONS_SEC, SecurityResult
@@ -34,29 +35,21 @@ def curve(markouts: list[pd.DataFrame]) -> np.ndarray:
         return np.where(notionals > 0, 1e4 * totals / notionals, np.nan)
 
 
-def _bps(value) -> str:
-    return "–" if missing(value) else f"{float(value):,.2f}"
-
-
-def _share(value) -> str:
-    return "–" if missing(value) else f"{float(value) * 100:.1f}%"
-
-
-_COLUMNS = (
-    ("Security", "security", esc, "text"),
-    ("Fills", "fills", integer, "num"),
-    ("Edge bps", "edge_bps", _bps, "signed"),
-    ("Markout 60 s bps", "markout_bps_60", _bps, "signed"),
-    ("Adverse sel. 60 s", "adverse_selection_60", money, "num"),
-    ("Two-sided uptime", "uptime_two_sided", _share, "num"),
-    ("Fill ratio", "fill_ratio", ratio, "num"),
-    ("Avg |position|", "avg_abs_position", money, "num"),
-    ("At limit", "time_at_limit", _share, "num"),
-    ("Half-life (min)", "inventory_half_life_min", ratio, "num"),
-    ("Spread capture", "spread_capture", money, "signed"),
-    ("Inventory P&amp;L", "inventory_pnl", money, "signed"),
-    ("Fees", "fees", money, "num"),
-    ("Net P&amp;L", "net_pnl", money, "signed"),
+_COLUMNS = columns(
+    "security",
+    "fills",
+    "edge_bps",
+    "markout_bps_60",
+    "adverse_selection_60",
+    "uptime_two_sided",
+    "fill_ratio",
+    "avg_abs_position",
+    "time_at_limit",
+    "inventory_half_life_min",
+    "spread_capture",
+    "inventory_pnl",
+    "fees",
+    "net_pnl",
 )
 
 

@@ -7,6 +7,7 @@ Every Sharpe and drawdown says its basis where it is shown (SPEC §5.3, §0).
 
 from __future__ import annotations
 
+from engine.results.report.columns import columns
 from engine.results.report.markup import (
     DRAWDOWN_PCT,
     anchor,
@@ -178,28 +179,22 @@ def _security_link(security: str) -> str:
     return f"<a href='#{anchor(security)}'>{esc(security)}</a>"
 
 
-def _sharpe(value: tuple) -> str:
-    """A Sharpe ratio, marked 'indicative' when its basis has too few days."""
-    sharpe, days = value
-    mark = " <small class='caveat'>indicative</small>" if caveat(days) else ""
-    return ratio(sharpe) + mark
-
-
-_SUMMARY_COLUMNS = (
-    ("Security", "security", _security_link, "text"),
-    ("Trades", "trades", integer, "num"),
-    ("Volume", "volume", integer, "num"),
-    ("Final pos.", "final_position", integer, "num"),
-    ("Realized P&amp;L", "realized_pnl", money, "signed"),
-    ("Unrealized P&amp;L", "unrealized_pnl", money, "signed"),
-    ("Total P&amp;L", "total_pnl", money, "signed"),
-    ("Realized P&amp;L / trade", "avg_pnl_per_trade", money, "signed"),
-    ("Sharpe (daily)", "sharpe", _sharpe, "num"),
-    ("Days", "days", integer, "num"),
-    ("Max DD", "max_drawdown", money, "num"),
-    (f"<abbr title='{esc(DRAWDOWN_PCT)}'>Max DD %</abbr>", "max_drawdown_pct", pct, "num"),
-    ("Win rate", "win_rate", pct, "num"),
-    ("Profit factor", "profit_factor", ratio, "num"),
+_SUMMARY_COLUMNS = columns(
+    "security",
+    "trades",
+    "volume",
+    "final_position",
+    "realized_pnl",
+    "unrealized_pnl",
+    "total_pnl",
+    "avg_pnl_per_trade",
+    "sharpe",
+    "days",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "win_rate",
+    "profit_factor",
+    security=_security_link,
 )
 
 

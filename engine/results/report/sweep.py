@@ -8,16 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.results.report.columns import columns
 from engine.results.report.markup import (
     INDICATIVE,
     caveat,
     days_basis,
     esc,
-    integer,
-    money,
     overrides_label,
-    pct,
-    ratio,
     sort_key,
     table,
     time_utc,
@@ -103,23 +100,19 @@ def _failed(text: str) -> str:
     return f"<span class='neg'>{esc(text)}</span>"
 
 
-def _sharpe(value: tuple) -> str:
-    sharpe, days = value
-    return ratio(sharpe) + (" <small class='caveat'>indicative</small>" if caveat(days) else "")
-
-
-_CELL_COLUMNS = (
-    ("Strategy", "strategy", esc, "text"),
-    ("Parameters", "parameters", esc, "text"),
-    ("Status", "status", lambda s: f"<span class='badge {esc(s)}'>{esc(s)}</span>", "text"),
-    ("Trades", "trades", integer, "num"),
-    ("Realized P&amp;L", "realized_pnl", money, "signed"),
-    ("Total P&amp;L", "total_pnl", money, "signed"),
-    ("Sharpe (daily)", "sharpe", _sharpe, "num"),
-    ("Days", "days", integer, "num"),
-    ("Max DD", "max_drawdown", money, "num"),
-    ("Win rate", "win_rate", pct, "num"),
-    ("Run", "run_id", lambda r: f"<code>{esc(r)}</code>", "text"),
+_CELL_COLUMNS = columns(
+    "strategy",
+    "parameters",
+    "status",
+    "trades",
+    "realized_pnl",
+    "total_pnl",
+    "sharpe",
+    "days",
+    "max_drawdown",
+    "win_rate",
+    "run_id",
+    status=lambda s: f"<span class='badge {esc(s)}'>{esc(s)}</span>",
 )
 
 
